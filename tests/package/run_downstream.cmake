@@ -1,0 +1,72 @@
+# cmake -P script behind package.downstream (see tests.cmake). Fails with a sentence naming the step that broke.
+foreach(v BUILD_DIR SOURCE_DIR WORK_DIR GENERATOR CXX_COMPILER BUILD_TYPE)
+  if(NOT DEFINED ${v})
+    message(FATAL_ERROR "run_downstream.cmake: pass -D${v}=... (see tests/package/tests.cmake).")
+  endif()
+endforeach()
+
+function(run step)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "package.downstream: ${step} failed (${rc}):\n${out}")
+  endif()
+  set(out "${out}" PARENT_SCOPE)
+endfunction()
+
+# Nothing but the fresh prefix may provide hw1.
+unset(ENV{CMAKE_PREFIX_PATH})
+unset(ENV{hw1_DIR})
+unset(ENV{hw1_ROOT})
+file(REMOVE_RECURSE ${WORK_DIR})
+set(staging ${WORK_DIR}/staging)
+set(prefix ${WORK_DIR}/prefix)
+run("installing ${BUILD_DIR}" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${staging})
+file(RENAME ${staging} ${prefix})
+
+# Relocatable: no installed CMake file may name the install prefix or the source tree.
+get_filename_component(src_root ${SOURCE_DIR}/../.. ABSOLUTE)
+file(GLOB_RECURSE cmake_files ${prefix}/*.cmake)
+if(NOT cmake_files)
+  message(FATAL_ERROR "package.downstream: the install put no CMake package files under ${prefix}.")
+endif()
+foreach(f IN LISTS cmake_files)
+  file(READ ${f} text)
+  foreach(bad ${staging} ${src_root}/)
+    string(FIND "${text}" "${bad}" at)
+    if(NOT at EQUAL -1)
+      message(FATAL_ERROR "package.downstream: ${f} hard-codes ${bad}; installed packages must be relocatable.")
+    endif()
+  endforeach()
+endforeach()
+
+set(common_args -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=${BUILD_TYPE}
+  -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
+if(CXX_LAUNCHER)
+  list(APPEND common_args -DCMAKE_CXX_COMPILER_LAUNCHER=${CXX_LAUNCHER})
+endif()
+
+# consumer (1): models only, hw1::hw1. The program is the README's snippet.
+set(build ${WORK_DIR}/build)
+run("configuring downstream/" ${CMAKE_COMMAND} -S ${SOURCE_DIR}/downstream -B ${build} ${common_args})
+file(STRINGS ${build}/CMakeCache.txt hw1_dir REGEX "^hw1_DIR:")
+string(FIND "${hw1_dir}" "hw1_DIR:PATH=${prefix}/" at)
+if(NOT at EQUAL 0)
+  message(FATAL_ERROR "package.downstream: hw1 was found outside the fresh prefix (${hw1_dir}).")
+endif()
+run("building downstream/" ${CMAKE_COMMAND} --build ${build})
+run("running downstream/app" ${build}/app)
+message(STATUS "downstream/app printed:\n${out}")
+# torchvision: sum(p.numel() for p in resnet101(num_classes=10).parameters()) == 42520650
+if(NOT out MATCHES "output shape \\[1, ?10\\]\n" OR NOT out MATCHES "parameters 42520650\n")
+  message(FATAL_ERROR "package.downstream: expected 'output shape [1,10]' and 'parameters 42520650', got:\n${out}")
+endif()
+
+# consumer (2): hw1::data must bring libpng, libjpeg and cairo with it.
+set(build ${WORK_DIR}/build_data)
+run("configuring downstream_data/" ${CMAKE_COMMAND} -S ${SOURCE_DIR}/downstream_data -B ${build} ${common_args})
+run("building downstream_data/" ${CMAKE_COMMAND} --build ${build})
+run("running downstream_data/app_data" ${build}/app_data)
+message(STATUS "downstream_data/app_data printed:\n${out}")
+if(NOT out MATCHES "^png [0-9.]+ jpeg [0-9]+ cairo [0-9.]+ image 2x3x3\n$")
+  message(FATAL_ERROR "package.downstream: downstream_data/app_data printed something unexpected:\n${out}")
+endif()
