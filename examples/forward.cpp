@@ -1,0 +1,158 @@
+// hw1-forward: run one of the three networks on a safetensors input, optionally back-propagate a given output
+// gradient, and write the results under torchvision's names. The interop / debugging tool: compare with PyTorch,
+// inspect a checkpoint, check a port.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "hw1/models.hpp"
+
+namespace {
+
+const char* kUsage =
+    "usage: hw1-forward --model resnet101|fcn32s|deeplabv3 --num-classes K --weights W.safetensors\n"
+    "                   --input X.safetensors --output Y.safetensors [--train]\n"
+    "                   [--grad-output G.safetensors --grads D.safetensors] [--seed S]\n"
+    "  X holds tensor `input` [N,3,H,W]; Y receives `output` ([N,K] or [N,K,H,W]).\n"
+    "  --train       batch norm uses batch statistics (Y also holds every updated running_mean/running_var);\n"
+    "                dropout probabilities are treated as 0 so the run is deterministic.\n"
+    "  --grad-output back-propagates tensor `grad_output` (shaped like `output`); D receives the gradient of\n"
+    "                the input under `input` and of every trainable parameter under its name.\n"
+    "  --weights     may be omitted to use a seeded random initialisation (--seed, default 0).\n";
+
+struct Args {
+  std::string model, weights, input, output, grad_output, grads;
+  int num_classes = 0;
+  bool train = false;
+  std::uint64_t seed = 0;
+};
+
+struct UsageError : hw1::Error {
+  using hw1::Error::Error;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  std::map<std::string, std::string*> str{{"--model", &a.model},         {"--weights", &a.weights},
+                                          {"--input", &a.input},         {"--output", &a.output},
+                                          {"--grad-output", &a.grad_output}, {"--grads", &a.grads}};
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    if (k == "-h" || k == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    if (k == "--train") {
+      a.train = true;
+      continue;
+    }
+    if (i + 1 >= argc) throw UsageError("option " + k + " needs a value");
+    std::string v = argv[++i];
+    if (auto it = str.find(k); it != str.end()) {
+      *it->second = v;
+    } else if (k == "--num-classes" || k == "--seed") {
+      try {
+        std::size_t pos = 0;
+        long long n = std::stoll(v, &pos);
+        if (pos != v.size() || n < 0) throw 0;
+        (k == "--seed" ? (void)(a.seed = std::uint64_t(n)) : (void)(a.num_classes = int(n)));
+      } catch (...) {
+        throw UsageError("option " + k + " needs a non-negative integer, got '" + v + "'");
+      }
+    } else {
+      throw UsageError("unknown option " + k);
+    }
+  }
+  if (a.model.empty()) throw UsageError("--model is required (resnet101, fcn32s or deeplabv3)");
+  if (a.model != "resnet101" && a.model != "fcn32s" && a.model != "deeplabv3")
+    throw UsageError("--model must be resnet101, fcn32s or deeplabv3, got '" + a.model + "'");
+  if (a.num_classes <= 0) throw UsageError("--num-classes K (K >= 1) is required");
+  if (a.input.empty()) throw UsageError("--input is required");
+  if (a.output.empty()) throw UsageError("--output is required");
+  if (a.grad_output.empty() != a.grads.empty()) throw UsageError("--grad-output and --grads go together");
+  return a;
+}
+
+hw1::Tensor read_tensor(const std::string& path, const std::string& name) {
+  auto f = hw1::SafeTensors::read(path);
+  if (!f.has(name)) throw hw1::Error(path + ": has no tensor named '" + name + "'");
+  return f.tensor<float>(name);
+}
+
+template <class Net>
+int run(Net& net, const Args& a, std::optional<hw1::SafeTensors>& weights) {
+  using clock = std::chrono::steady_clock;
+  if (weights) net.load(*weights);
+  hw1::Tensor x = read_tensor(a.input, "input");
+  net.train(a.train);
+  net.set_dropout_off(true);
+  net.set_record(!a.grads.empty());
+  auto t0 = clock::now();
+  hw1::Tensor y = net.forward(x);
+  auto t1 = clock::now();
+
+  hw1::SafeTensorsWriter out;
+  out.add("output", y);
+  if constexpr (requires { net.aux_output(); })
+    if (net.has_aux()) out.add("aux", net.aux_output());
+  if (a.train)
+    for (const auto& e : net.params().entries())
+      if (!e.trainable) out.add(e.name, e.shape, net.params().data(e));
+
+  double backward_ms = 0;
+  if (!a.grads.empty()) {
+    hw1::Tensor g = read_tensor(a.grad_output, "grad_output");
+    if (g.shape() != y.shape())
+      throw hw1::Error(a.grad_output + ": grad_output has shape " + hw1::shape_str(g.shape()) +
+                       ", the output has shape " + hw1::shape_str(y.shape()));
+    net.zero_grad();
+    auto t2 = clock::now();
+    hw1::Tensor dx = net.backward(g);
+    backward_ms = std::chrono::duration<double, std::milli>(clock::now() - t2).count();
+    hw1::SafeTensorsWriter d;
+    d.add("input", dx);
+    for (const auto& e : net.params().entries())
+      if (e.trainable) d.add(e.name, e.shape, net.params().grad(e));
+    d.write(a.grads);
+  }
+  out.write(a.output);
+  std::cout << a.model << ": input " << hw1::shape_str(x.shape()) << " -> output " << hw1::shape_str(y.shape())
+            << ", " << net.num_parameters() << " parameters, forward "
+            << std::chrono::duration<double, std::milli>(t1 - t0).count() << " ms";
+  if (!a.grads.empty()) std::cout << ", backward " << backward_ms << " ms";
+  std::cout << (a.train ? " (train mode)" : " (eval mode)") << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args a = parse(argc, argv);
+    std::optional<hw1::SafeTensors> weights;
+    if (!a.weights.empty()) weights = hw1::SafeTensors::read(a.weights);
+    if (a.model == "resnet101") {
+      hw1::ResNet101<hw1::dynamic> net(a.num_classes, a.seed);
+      return run(net, a, weights);
+    }
+    if (a.model == "fcn32s") {
+      hw1::FCN32s<hw1::dynamic> net(a.num_classes, a.seed);
+      return run(net, a, weights);
+    }
+    // torchvision's aux_loss=True checkpoints carry aux_classifier.*: build the head they describe.
+    bool aux = false;
+    if (weights)
+      for (const auto& n : weights->names()) aux = aux || n.starts_with("aux_classifier.");
+    hw1::DeepLabV3<hw1::dynamic> net(a.num_classes, aux, a.seed);
+    return run(net, a, weights);
+  } catch (const UsageError& e) {
+    std::cerr << "hw1-forward: " << e.what() << "\n" << kUsage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "hw1-forward: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,323 @@
+// Compile-time composition. A *spec* (Conv2d<3,64,7,2,3>, Bottleneck<64,256>, Seq<...>) says what a layer is;
+// `spec::bind<In, Backend>` is the layer itself, with the input channel count bound by whatever comes before it.
+// Bound layers share one small contract:
+//   static constexpr int in_channels, out_channels;      // `dynamic` where fixed only at run time (class heads)
+//   void visit(ParamSet<T>&, const std::string& prefix); // registers tensors under torchvision's names
+//   tensor forward(Context<T>&, tensor x);               // keeps what backward needs when ctx.record
+//   tensor backward(Context<T>&, tensor dy);             // accumulates parameter gradients, returns dx
+// Packs are flat (Seq over a parameter pack, fold expressions), so deep networks stay shallow types.
+#pragma once
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "hw1/core/params.hpp"
+#include "hw1/core/tensor.hpp"
+
+namespace hw1 {
+
+// A channel count known only at run time (a model's number of classes, chosen by the user).
+inline constexpr int dynamic = -1;
+
+namespace backend {
+template <class T>
+struct cpu_t;
+using cpu = cpu_t<float>;
+}  // namespace backend
+
+// The readable compile error when two layers are wired with different channel counts. GCC and Clang print the
+// instantiation `channels_match<Produced, Expected, ...>`, so the numbers appear right next to this sentence.
+template <int Produced, int Expected>
+struct channels_match {
+  static constexpr bool value = Produced == Expected || Produced == dynamic || Expected == dynamic;
+  static_assert(value,
+                "hw1: channel mismatch: a layer expects `Expected` input channels but the layer before it produces "
+                "`Produced` channels (see channels_match<Produced, Expected> in this message)");
+};
+
+template <class L>
+concept BoundLayer = requires(L l, ParamSet<typename L::scalar>& ps, Context<typename L::scalar>& c,
+                              typename L::tensor t) {
+  { L::in_channels } -> std::convertible_to<int>;
+  { L::out_channels } -> std::convertible_to<int>;
+  l.visit(ps, std::string{});
+  { l.forward(c, t) } -> std::same_as<typename L::tensor>;
+  { l.backward(c, t) } -> std::same_as<typename L::tensor>;
+};
+
+template <class S, int In = 3, class B = backend::cpu>
+concept LayerSpec = requires { typename S::template bind<In, B>; };
+
+// Common typedefs of a bound layer.
+template <int In, int Out, class B>
+struct LayerBase {
+  using backend_type = B;
+  using scalar = typename B::scalar;
+  using tensor = typename B::tensor;
+  using context = Context<scalar>;
+  using params = ParamSet<scalar>;
+  static constexpr int in_channels = In;
+  static constexpr int out_channels = Out;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Seq<A, B, C>: A, then B, then C; children are named "0.", "1.", ... as in torch.nn.Sequential.
+namespace detail {
+template <int In, class B, class... Specs>
+struct chain {
+  using type = std::tuple<>;
+};
+template <int In, class B, class S0, class... Rest>
+struct chain<In, B, S0, Rest...> {
+  using L0 = typename S0::template bind<In, B>;
+  using tail = typename chain<L0::out_channels, B, Rest...>::type;
+  using type = decltype(std::tuple_cat(std::declval<std::tuple<L0>>(), std::declval<tail>()));
+};
+template <class Tuple>
+struct last_out;
+template <class... Ls>
+struct last_out<std::tuple<Ls...>> {
+  static constexpr int value = std::tuple_element_t<sizeof...(Ls) - 1, std::tuple<Ls...>>::out_channels;
+};
+}  // namespace detail
+
+template <int In, class B, class Layers>
+class SeqLayer;
+
+template <int In, class B, class... Ls>
+class SeqLayer<In, B, std::tuple<Ls...>>
+    : public LayerBase<In, detail::last_out<std::tuple<Ls...>>::value, B> {
+  using Base = LayerBase<In, detail::last_out<std::tuple<Ls...>>::value, B>;
+
+ public:
+  using typename Base::context;
+  using typename Base::params;
+  using typename Base::tensor;
+  static constexpr std::size_t size = sizeof...(Ls);
+
+  void visit(params& ps, const std::string& prefix) {
+    visit_each(ps, prefix, std::index_sequence_for<Ls...>{});
+  }
+  tensor forward(context& c, tensor x) {
+    std::apply([&](auto&... l) { ((x = l.forward(c, std::move(x))), ...); }, layers_);
+    return x;
+  }
+  tensor backward(context& c, tensor dy) {
+    backward_each(c, dy, std::make_index_sequence<size>{});
+    return dy;
+  }
+  template <std::size_t I>
+  auto& get() { return std::get<I>(layers_); }
+
+ private:
+  template <std::size_t... I>
+  void visit_each(params& ps, const std::string& prefix, std::index_sequence<I...>) {
+    (std::get<I>(layers_).visit(ps, prefix + std::to_string(I) + "."), ...);
+  }
+  template <std::size_t... I>
+  void backward_each(context& c, tensor& dy, std::index_sequence<I...>) {
+    ((dy = std::get<size - 1 - I>(layers_).backward(c, std::move(dy))), ...);
+  }
+  std::tuple<Ls...> layers_;
+};
+
+template <class... Specs>
+struct Seq {
+  static_assert(sizeof...(Specs) > 0, "hw1::Seq needs at least one layer");
+  template <int In, class B>
+  using bind = SeqLayer<In, B, typename detail::chain<In, B, Specs...>::type>;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Repeat<N, Block, FirstIndex>: N copies of one block type (one instantiation, whatever N), named
+// "FirstIndex.", "FirstIndex+1.", ... The block must keep its channel count.
+template <int In, class B, class L, int N, int FirstIndex>
+class RepeatLayer : public LayerBase<In, In, B> {
+  static_assert(L::out_channels == In,
+                "hw1::Repeat: a repeated block must produce as many channels as it consumes (In == Out)");
+  using Base = LayerBase<In, In, B>;
+
+ public:
+  using typename Base::context;
+  using typename Base::params;
+  using typename Base::tensor;
+  void visit(params& ps, const std::string& prefix) {
+    for (int i = 0; i < N; ++i) blocks_[i].visit(ps, prefix + std::to_string(FirstIndex + i) + ".");
+  }
+  tensor forward(context& c, tensor x) {
+    for (auto& b : blocks_) x = b.forward(c, std::move(x));
+    return x;
+  }
+  tensor backward(context& c, tensor dy) {
+    for (int i = N - 1; i >= 0; --i) dy = blocks_[i].backward(c, std::move(dy));
+    return dy;
+  }
+  L& operator[](int i) { return blocks_[i]; }
+
+ private:
+  std::array<L, N> blocks_;
+};
+
+template <int N, class Block, int FirstIndex = 0>
+struct Repeat {
+  static_assert(N >= 0, "hw1::Repeat: N must not be negative");
+  template <int In, class B>
+  using bind = RepeatLayer<In, B, typename Block::template bind<In, B>, N, FirstIndex>;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Identity: passes x through (the shortcut of a residual block that keeps shape).
+template <int In, class B>
+class IdentityLayer : public LayerBase<In, In, B> {
+  using Base = LayerBase<In, In, B>;
+
+ public:
+  using typename Base::context;
+  using typename Base::params;
+  using typename Base::tensor;
+  void visit(params&, const std::string&) {}
+  tensor forward(context&, tensor x) { return x; }
+  tensor backward(context&, tensor dy) { return dy; }
+};
+struct Identity {
+  template <int In, class B>
+  using bind = IdentityLayer<In, B>;
+};
+
+// Residual<Main, Shortcut>: main(x) + shortcut(x); children named "main." and "shortcut.".
+template <int In, class B, class M, class S>
+class ResidualLayer : public LayerBase<In, M::out_channels, B> {
+  static_assert(channels_match<S::out_channels, M::out_channels>::value,
+                "hw1::Residual: the main branch and the shortcut must produce the same number of channels");
+  using Base = LayerBase<In, M::out_channels, B>;
+
+ public:
+  using typename Base::context;
+  using typename Base::params;
+  using typename Base::tensor;
+  void visit(params& ps, const std::string& prefix) {
+    main_.visit(ps, prefix + "main.");
+    shortcut_.visit(ps, prefix + "shortcut.");
+  }
+  tensor forward(context& c, tensor x) {
+    tensor s = shortcut_.forward(c, x);
+    tensor y = main_.forward(c, std::move(x));
+    if (y.shape() != s.shape())
+      throw Error("Residual: main branch gives " + shape_str(y.shape()) + " but the shortcut gives " +
+                  shape_str(s.shape()));
+    B::add_forward(y.size(), y.data(), s.data(), y.data());
+    return y;
+  }
+  tensor backward(context& c, tensor dy) {
+    tensor dx = shortcut_.backward(c, dy);
+    tensor dm = main_.backward(c, std::move(dy));
+    B::add_forward(dx.size(), dx.data(), dm.data(), dx.data());
+    return dx;
+  }
+  M& main() { return main_; }
+  S& shortcut() { return shortcut_; }
+
+ private:
+  M main_;
+  S shortcut_;
+};
+
+template <class Main, class Shortcut = Identity>
+struct Residual {
+  template <int In, class B>
+  using bind = ResidualLayer<In, B, typename Main::template bind<In, B>, typename Shortcut::template bind<In, B>>;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Concat<Branches...>: every branch sees the same input; outputs are concatenated along channels.
+// Children are named "0.", "1.", ... (torch.nn.ModuleList, as in torchvision's ASPP `convs`).
+template <int In, class B, class... Ls>
+class ConcatLayer : public LayerBase<In, (Ls::out_channels + ...), B> {
+  using Base = LayerBase<In, (Ls::out_channels + ...), B>;
+
+ public:
+  using typename Base::context;
+  using typename Base::params;
+  using typename Base::scalar;
+  using typename Base::tensor;
+  static constexpr std::size_t size = sizeof...(Ls);
+
+  void visit(params& ps, const std::string& prefix) { visit_each(ps, prefix, std::index_sequence_for<Ls...>{}); }
+  tensor forward(context& c, tensor x) {
+    std::array<tensor, size> outs;
+    forward_each(c, x, outs, std::index_sequence_for<Ls...>{});
+    const auto& s0 = outs[0].shape();
+    std::vector<const scalar*> parts;
+    std::vector<int> channels;
+    int total = 0;
+    for (auto& o : outs) {
+      if (o.dimension() != 4 || o.shape()[0] != s0[0] || o.shape()[2] != s0[2] || o.shape()[3] != s0[3])
+        throw Error("Concat: branch outputs " + shape_str(s0) + " and " + shape_str(o.shape()) +
+                    " differ in batch or spatial size");
+      parts.push_back(o.data());
+      channels.push_back(int(o.shape()[1]));
+      total += int(o.shape()[1]);
+    }
+    tensor y = B::empty({s0[0], std::size_t(total), s0[2], s0[3]});
+    B::concat_channels_forward(int(s0[0]), int(s0[2] * s0[3]), parts, channels, y.data());
+    channels_ = channels;
+    return y;
+  }
+  tensor backward(context& c, tensor dy) {
+    const auto& s = dy.shape();
+    std::array<tensor, size> parts;
+    std::vector<scalar*> ptrs;
+    for (std::size_t i = 0; i < size; ++i) {
+      parts[i] = B::empty({s[0], std::size_t(channels_[i]), s[2], s[3]});
+      ptrs.push_back(parts[i].data());
+    }
+    B::concat_channels_backward(int(s[0]), int(s[2] * s[3]), dy.data(), ptrs, channels_);
+    tensor dx;
+    backward_each(c, parts, dx, std::index_sequence_for<Ls...>{});
+    return dx;
+  }
+  template <std::size_t I>
+  auto& get() { return std::get<I>(branches_); }
+
+ private:
+  template <std::size_t... I>
+  void visit_each(params& ps, const std::string& prefix, std::index_sequence<I...>) {
+    (std::get<I>(branches_).visit(ps, prefix + std::to_string(I) + "."), ...);
+  }
+  template <std::size_t... I>
+  void forward_each(context& c, const tensor& x, std::array<tensor, size>& outs, std::index_sequence<I...>) {
+    ((outs[I] = std::get<I>(branches_).forward(c, x)), ...);
+  }
+  template <std::size_t... I>
+  void backward_each(context& c, std::array<tensor, size>& parts, tensor& dx, std::index_sequence<I...>) {
+    auto one = [&](auto& branch, tensor& dpart) {
+      tensor d = branch.backward(c, std::move(dpart));
+      if (dx.size() == 0 || dx.dimension() == 0)
+        dx = std::move(d);
+      else
+        B::add_forward(dx.size(), dx.data(), d.data(), dx.data());
+    };
+    (one(std::get<I>(branches_), parts[I]), ...);
+  }
+  std::tuple<Ls...> branches_;
+  std::vector<int> channels_;
+};
+
+template <class... Branches>
+struct Concat {
+  static_assert(sizeof...(Branches) > 0, "hw1::Concat needs at least one branch");
+  template <int In, class B>
+  using bind = ConcatLayer<In, B, typename Branches::template bind<In, B>...>;
+};
+
+// Chain<In, Specs...>: a Seq bound to In input channels, e.g. Chain<3, Stem, Stage<...>>::bind<B>.
+template <int In, class... Specs>
+struct Chain {
+  template <class B = backend::cpu>
+  using bind = typename Seq<Specs...>::template bind<In, B>;
+};
+
+}  // namespace hw1

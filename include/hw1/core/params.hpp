@@ -1,0 +1,127 @@
+// One flat buffer per model: every trainable tensor is a named view into `values` (gradients mirror it in
+// `grads`), every running statistic a named view into `buffers`. Optimizers, checkpoints and (later) gradient
+// all-reduce touch whole arrays. Names are torchvision's state_dict() keys.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "hw1/core/error.hpp"
+#include "hw1/core/tensor.hpp"
+
+namespace hw1 {
+
+// How a tensor starts life (torchvision's defaults for the layer that owns it).
+struct Init {
+  enum Kind { zeros, ones, normal, uniform } kind = zeros;
+  double scale = 0;  // std for normal, bound for uniform
+};
+
+template <class T>
+class ParamSet {
+ public:
+  struct Entry {
+    std::string name;
+    Shape shape;
+    bool trainable;
+    std::size_t offset, size;
+    Init init;
+  };
+
+  // Registers a tensor and returns its offset into values() (trainable) or buffers() (running statistics).
+  std::size_t add(const std::string& name, const Shape& shape, bool trainable, Init init) {
+    if (allocated_) throw Error("ParamSet: cannot register '" + name + "' after allocation");
+    if (index_.count(name)) throw Error("ParamSet: parameter name '" + name + "' registered twice");
+    std::size_t size = 1;
+    for (auto d : shape) size *= d;
+    std::size_t& used = trainable ? n_values_ : n_buffers_;
+    entries_.push_back({name, shape, trainable, used, size, init});
+    index_[name] = entries_.size() - 1;
+    used += size;
+    return entries_.back().offset;
+  }
+
+  void allocate() {
+    values_.assign(n_values_, T(0));
+    grads_.assign(n_values_, T(0));
+    buffers_.assign(n_buffers_, T(0));
+    allocated_ = true;
+  }
+
+  // Deterministic torchvision-style initialisation from a seed (entry order = registration order).
+  void initialize(std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    for (const auto& e : entries_) {
+      T* p = data(e);
+      switch (e.init.kind) {
+        case Init::zeros: std::fill(p, p + e.size, T(0)); break;
+        case Init::ones: std::fill(p, p + e.size, T(1)); break;
+        case Init::normal: {
+          std::normal_distribution<double> d(0.0, e.init.scale);
+          for (std::size_t i = 0; i < e.size; ++i) p[i] = T(d(rng));
+          break;
+        }
+        case Init::uniform: {
+          std::uniform_real_distribution<double> d(-e.init.scale, e.init.scale);
+          for (std::size_t i = 0; i < e.size; ++i) p[i] = T(d(rng));
+          break;
+        }
+      }
+    }
+  }
+
+  T* value(std::size_t off) { return values_.data() + off; }
+  T* grad(std::size_t off) { return grads_.data() + off; }
+  T* buffer(std::size_t off) { return buffers_.data() + off; }
+  T* data(const Entry& e) { return (e.trainable ? values_.data() : buffers_.data()) + e.offset; }
+  const T* data(const Entry& e) const { return (e.trainable ? values_.data() : buffers_.data()) + e.offset; }
+  T* grad(const Entry& e) { return grads_.data() + e.offset; }
+
+  const std::vector<Entry>& entries() const { return entries_; }
+  const Entry* find(const std::string& name) const {
+    auto it = index_.find(name);
+    return it == index_.end() ? nullptr : &entries_[it->second];
+  }
+  std::vector<T>& values() { return values_; }
+  std::vector<T>& grads() { return grads_; }
+  std::vector<T>& buffers() { return buffers_; }
+  const std::vector<T>& values() const { return values_; }
+  const std::vector<T>& buffers() const { return buffers_; }
+  std::size_t num_parameters() const { return n_values_; }
+  void zero_grad() { std::fill(grads_.begin(), grads_.end(), T(0)); }
+
+ private:
+  std::vector<Entry> entries_;
+  std::unordered_map<std::string, std::size_t> index_;
+  std::vector<T> values_, grads_, buffers_;
+  std::size_t n_values_ = 0, n_buffers_ = 0;
+  bool allocated_ = false;
+};
+
+// What a forward / backward pass needs besides the tensors.
+template <class T>
+struct Context {
+  ParamSet<T>* params = nullptr;
+  bool training = false;     // batch norm uses batch statistics and updates running ones; dropout is active
+  bool record = true;        // layers keep what backward needs
+  bool dropout_off = false;  // treat every dropout probability as 0 (deterministic training-mode runs)
+  std::uint64_t seed = 0;    // dropout masks: derived from (seed, step, call index)
+  std::uint64_t step = 0;
+  std::uint64_t calls = 0;   // reset by the model at the start of each forward
+
+  T* w(std::size_t off) const { return params->value(off); }
+  T* g(std::size_t off) const { return params->grad(off); }
+  T* buf(std::size_t off) const { return params->buffer(off); }
+  std::uint64_t next_seed() {
+    std::uint64_t z = seed ^ (0x9E3779B97F4A7C15ull * (step + 1)) ^ (0xBF58476D1CE4E5B9ull * ++calls);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+};
+
+}  // namespace hw1

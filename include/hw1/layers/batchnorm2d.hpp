@@ -1,0 +1,83 @@
+// BatchNorm2d<C>: torch.nn.BatchNorm2d(C) (eps 1e-5, momentum 0.1). Training mode normalises with the batch
+// statistics and updates the running ones (unbiased variance); eval mode uses the running statistics.
+#pragma once
+#include <string>
+
+#include "hw1/core/compose.hpp"
+
+namespace hw1 {
+
+template <int C, class B>
+class BatchNorm2dLayer : public LayerBase<C, C, B> {
+  using Base = LayerBase<C, C, B>;
+
+ public:
+  using typename Base::context;
+  using typename Base::params;
+  using typename Base::scalar;
+  using typename Base::tensor;
+  static constexpr double eps = 1e-5, momentum = 0.1;
+
+  void set_channels(int c) requires(C == dynamic) { c_ = c; }
+
+  void visit(params& ps, const std::string& prefix) {
+    name_ = prefix.empty() ? "bn" : prefix.substr(0, prefix.size() - 1);
+    const Shape s{std::size_t(c_)};
+    gamma_ = ps.add(prefix + "weight", s, true, {Init::ones, 0});
+    beta_ = ps.add(prefix + "bias", s, true, {Init::zeros, 0});
+    mean_ = ps.add(prefix + "running_mean", s, false, {Init::zeros, 0});
+    var_ = ps.add(prefix + "running_var", s, false, {Init::ones, 0});
+  }
+
+  tensor forward(context& c, tensor x) {
+    const Dims4 d = dims4(x, name_.c_str());
+    if (d.c != c_)
+      throw Error(name_ + ": expected " + std::to_string(c_) + " channels, got " + std::to_string(d.c) +
+                  " (input shape " + shape_str(x.shape()) + ")");
+    tensor y = B::empty(shape_of(x));
+    train_ = c.training;
+    if (train_) {
+      if (d.n * d.h * d.w <= 1)
+        throw Error(name_ + ": batch norm in training mode needs more than one value per channel, got input " +
+                    shape_str(x.shape()));
+      save_mean_ = B::empty({std::size_t(c_)});
+      save_invstd_ = B::empty({std::size_t(c_)});
+      B::batchnorm_forward_train(d.n, c_, d.h * d.w, x.data(), c.w(gamma_), c.w(beta_), scalar(eps),
+                                 scalar(momentum), c.buf(mean_), c.buf(var_), y.data(), save_mean_.data(),
+                                 save_invstd_.data());
+    } else {
+      B::batchnorm_forward_eval(d.n, c_, d.h * d.w, x.data(), c.w(gamma_), c.w(beta_), c.buf(mean_), c.buf(var_),
+                                scalar(eps), y.data());
+    }
+    if (c.record) x_ = std::move(x);
+    return y;
+  }
+
+  tensor backward(context& c, tensor dy) {
+    const Dims4 d = dims4(x_, name_.c_str());
+    tensor dx = B::empty(shape_of(x_));
+    if (train_)
+      B::batchnorm_backward_train(d.n, c_, d.h * d.w, x_.data(), c.w(gamma_), save_mean_.data(), save_invstd_.data(),
+                                  dy.data(), dx.data(), c.g(gamma_), c.g(beta_));
+    else
+      B::batchnorm_backward_eval(d.n, c_, d.h * d.w, x_.data(), c.w(gamma_), c.buf(mean_), c.buf(var_), scalar(eps),
+                                 dy.data(), dx.data(), c.g(gamma_), c.g(beta_));
+    x_ = tensor();
+    return dx;
+  }
+
+ private:
+  int c_ = C;
+  std::size_t gamma_ = 0, beta_ = 0, mean_ = 0, var_ = 0;
+  bool train_ = false;
+  std::string name_;
+  tensor x_, save_mean_, save_invstd_;
+};
+
+template <int C>
+struct BatchNorm2d {
+  template <int InBound, class B>
+  using bind = std::conditional_t<channels_match<InBound, C>::value, BatchNorm2dLayer<C, B>, void>;
+};
+
+}  // namespace hw1

@@ -1,0 +1,116 @@
+// Bottleneck<Mid, Out, Stride, Dilation>: torchvision's ResNet Bottleneck (expansion 4: Out = 4 * Mid in the
+// presets, but any Out works). 1x1 -> 3x3 (stride, dilation) -> 1x1, each with batch norm; the shortcut is a
+// 1x1 conv + batch norm ("downsample") when the stride or the channel count changes, else identity.
+// Stage<Block, N, FirstDilation> is torchvision's _make_layer: the first block carries the stride (and the
+// previous stage's dilation), the remaining N - 1 are Repeat<N - 1, ...> of the stride-1 block.
+#pragma once
+#include <string>
+
+#include "hw1/core/compose.hpp"
+#include "hw1/layers/activation.hpp"
+#include "hw1/layers/batchnorm2d.hpp"
+#include "hw1/layers/conv2d.hpp"
+
+namespace hw1 {
+
+template <int In, int Mid, int Out, int Stride, int Dilation, class B>
+class BottleneckLayer : public LayerBase<In, Out, B> {
+  using Base = LayerBase<In, Out, B>;
+  struct Empty {};
+  template <class S>
+  using L = typename S::template bind<dynamic, B>;  // children: channels fixed by their own template arguments
+
+ public:
+  using typename Base::context;
+  using typename Base::params;
+  using typename Base::tensor;
+  static constexpr bool has_downsample = Stride != 1 || In != Out;
+
+  void visit(params& ps, const std::string& p) {
+    conv1.visit(ps, p + "conv1."), bn1.visit(ps, p + "bn1.");
+    conv2.visit(ps, p + "conv2."), bn2.visit(ps, p + "bn2.");
+    conv3.visit(ps, p + "conv3."), bn3.visit(ps, p + "bn3.");
+    if constexpr (has_downsample) down_conv.visit(ps, p + "downsample.0."), down_bn.visit(ps, p + "downsample.1.");
+  }
+
+  tensor forward(context& c, tensor x) {
+    tensor identity;
+    if constexpr (has_downsample)
+      identity = down_bn.forward(c, down_conv.forward(c, x));
+    else
+      identity = x;
+    tensor y = relu1.forward(c, bn1.forward(c, conv1.forward(c, std::move(x))));
+    y = relu2.forward(c, bn2.forward(c, conv2.forward(c, std::move(y))));
+    y = bn3.forward(c, conv3.forward(c, std::move(y)));
+    if (y.shape() != identity.shape())
+      throw Error("Bottleneck: main path " + shape_str(y.shape()) + " and shortcut " + shape_str(identity.shape()) +
+                  " differ");
+    B::add_forward(y.size(), y.data(), identity.data(), y.data());
+    return relu3.forward(c, std::move(y));
+  }
+
+  tensor backward(context& c, tensor dy) {
+    dy = relu3.backward(c, std::move(dy));
+    tensor dx;
+    if constexpr (has_downsample)
+      dx = down_conv.backward(c, down_bn.backward(c, dy));
+    else
+      dx = dy;
+    tensor dm = conv3.backward(c, bn3.backward(c, std::move(dy)));
+    dm = conv2.backward(c, bn2.backward(c, relu2.backward(c, std::move(dm))));
+    dm = conv1.backward(c, bn1.backward(c, relu1.backward(c, std::move(dm))));
+    B::add_forward(dx.size(), dx.data(), dm.data(), dx.data());
+    return dx;
+  }
+
+  L<Conv1x1<In, Mid>> conv1;
+  L<BatchNorm2d<Mid>> bn1;
+  L<ReLU> relu1;
+  L<Conv3x3<Mid, Mid, Stride, Dilation>> conv2;
+  L<BatchNorm2d<Mid>> bn2;
+  L<ReLU> relu2;
+  L<Conv1x1<Mid, Out>> conv3;
+  L<BatchNorm2d<Out>> bn3;
+  L<ReLU> relu3;
+  [[no_unique_address]] std::conditional_t<has_downsample, L<Conv1x1<In, Out, Stride>>, Empty> down_conv;
+  [[no_unique_address]] std::conditional_t<has_downsample, L<BatchNorm2d<Out>>, Empty> down_bn;
+};
+
+template <int Mid, int Out, int Stride = 1, int Dilation = 1>
+struct Bottleneck {
+  static constexpr int mid_channels = Mid, out_channels = Out, stride = Stride, dilation = Dilation;
+  template <int S, int D>
+  using with = Bottleneck<Mid, Out, S, D>;
+  template <int In, class B>
+  using bind = BottleneckLayer<In, Mid, Out, Stride, Dilation, B>;
+};
+
+template <int In, class B, class First, class Rest>
+class StageLayer : public LayerBase<In, First::out_channels, B> {
+  using Base = LayerBase<In, First::out_channels, B>;
+
+ public:
+  using typename Base::context;
+  using typename Base::params;
+  using typename Base::tensor;
+  void visit(params& ps, const std::string& prefix) {
+    first.visit(ps, prefix + "0.");
+    rest.visit(ps, prefix);
+  }
+  tensor forward(context& c, tensor x) { return rest.forward(c, first.forward(c, std::move(x))); }
+  tensor backward(context& c, tensor dy) { return first.backward(c, rest.backward(c, std::move(dy))); }
+  First first;
+  Rest rest;
+};
+
+template <class Block, int N, int FirstDilation = Block::dilation>
+struct Stage {
+  static_assert(N >= 1, "hw1::Stage needs at least one block");
+  template <int In, class B>
+  using bind = StageLayer<In, B,
+                          typename Block::template with<Block::stride, FirstDilation>::template bind<In, B>,
+                          typename Repeat<N - 1, typename Block::template with<1, Block::dilation>, 1>::template bind<
+                              Block::out_channels, B>>;
+};
+
+}  // namespace hw1

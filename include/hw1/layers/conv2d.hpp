@@ -1,0 +1,79 @@
+// Conv2d<In, Out, Kernel, Stride, Padding, Dilation, Bias>: torch.nn.Conv2d(In, Out, Kernel, Stride, Padding,
+// Dilation, bias=Bias) with square kernels, as ResNet, VGG and DeepLab use them. Out may be `dynamic`
+// (a class head whose width the model sets at run time with set_out_channels()).
+#pragma once
+#include <cmath>
+#include <string>
+
+#include "hw1/core/compose.hpp"
+
+namespace hw1 {
+
+template <int In, int Out, int K, int Stride, int Padding, int Dilation, bool Bias, class B>
+class Conv2dLayer : public LayerBase<In, Out, B> {
+  static_assert(K > 0 && Stride > 0 && Padding >= 0 && Dilation > 0, "hw1::Conv2d: invalid kernel geometry");
+  using Base = LayerBase<In, Out, B>;
+
+ public:
+  using typename Base::context;
+  using typename Base::params;
+  using typename Base::tensor;
+
+  void set_in_channels(int c) requires(In == dynamic) { in_ = c; }
+  void set_out_channels(int c) requires(Out == dynamic) { out_ = c; }
+  int in_ch() const { return in_; }
+  int out_ch() const { return out_; }
+
+  void visit(params& ps, const std::string& prefix) {
+    if (in_ <= 0 || out_ <= 0) throw Error(prefix + "weight: channel count not set (dynamic layer)");
+    name_ = prefix.empty() ? "conv" : prefix.substr(0, prefix.size() - 1);
+    // torchvision's ResNet / VGG init: kaiming_normal_(mode="fan_out", nonlinearity="relu"), bias 0.
+    const double std = std::sqrt(2.0 / (double(out_) * K * K));
+    w_ = ps.add(prefix + "weight", {std::size_t(out_), std::size_t(in_), K, K}, true, {Init::normal, std});
+    if constexpr (Bias) b_ = ps.add(prefix + "bias", {std::size_t(out_)}, true, {Init::zeros, 0});
+  }
+
+  tensor forward(context& c, tensor x) {
+    const Dims4 d = dims4(x, name_.c_str());
+    if (d.c != in_)
+      throw Error(name_ + ": expected " + std::to_string(in_) + " input channels, got " + std::to_string(d.c) +
+                  " (input shape " + shape_str(x.shape()) + ")");
+    s_ = {d.n, in_, d.h, d.w, out_, K, K, Stride, Stride, Padding, Padding, Dilation, Dilation};
+    if (s_.out_h() <= 0 || s_.out_w() <= 0)
+      throw Error(name_ + ": input " + shape_str(x.shape()) + " is too small for a " + std::to_string(K) + "x" +
+                  std::to_string(K) + " convolution (dilation " + std::to_string(Dilation) + ")");
+    tensor y = B::empty({std::size_t(d.n), std::size_t(out_), std::size_t(s_.out_h()), std::size_t(s_.out_w())});
+    B::conv2d_forward(s_, x.data(), c.w(w_), Bias ? c.w(b_) : nullptr, y.data());
+    if (c.record) x_ = std::move(x);
+    return y;
+  }
+
+  tensor backward(context& c, tensor dy) {
+    tensor dx = B::empty({std::size_t(s_.n), std::size_t(in_), std::size_t(s_.h), std::size_t(s_.w)});
+    B::conv2d_backward(s_, x_.data(), c.w(w_), dy.data(), dx.data(), c.g(w_), Bias ? c.g(b_) : nullptr);
+    x_ = tensor();
+    return dx;
+  }
+
+ private:
+  int in_ = In, out_ = Out;
+  std::size_t w_ = 0, b_ = 0;
+  std::string name_;
+  Conv2dShape s_{};
+  tensor x_;
+};
+
+template <int In, int Out, int Kernel, int Stride = 1, int Padding = 0, int Dilation = 1, bool Bias = true>
+struct Conv2d {
+  template <int InBound, class B>
+  using bind = std::conditional_t<channels_match<InBound, In>::value,
+                                  Conv2dLayer<In, Out, Kernel, Stride, Padding, Dilation, Bias, B>, void>;
+};
+
+// The convolutions ResNet and DeepLab are made of: no bias (batch norm follows), "same" padding for 3x3.
+template <int In, int Out, int Stride = 1>
+using Conv1x1 = Conv2d<In, Out, 1, Stride, 0, 1, false>;
+template <int In, int Out, int Stride = 1, int Dilation = 1>
+using Conv3x3 = Conv2d<In, Out, 3, Stride, Dilation, Dilation, false>;
+
+}  // namespace hw1
