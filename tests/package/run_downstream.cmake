@@ -20,7 +20,7 @@ unset(ENV{hw1_ROOT})
 file(REMOVE_RECURSE ${WORK_DIR})
 set(staging ${WORK_DIR}/staging)
 set(prefix ${WORK_DIR}/prefix)
-run("installing ${BUILD_DIR}" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${staging})
+run("installing ${BUILD_DIR}" ${CMAKE_COMMAND} --install ${BUILD_DIR} --component hw1 --prefix ${staging})
 file(RENAME ${staging} ${prefix})
 
 # Relocatable: no installed CMake file may name the install prefix or the source tree.

@@ -1,4 +1,4 @@
-# package.downstream: install this build tree into a fresh prefix, move the prefix (it must be relocatable), then
+# package.downstream: install this build tree's component 'hw1' into a fresh prefix, move the prefix (it must be relocatable), then
 # configure, build and run consumers that know nothing but find_package(hw1 CONFIG REQUIRED).
 set(_hw1_pkg_launcher "")
 if(CMAKE_CXX_COMPILER_LAUNCHER)
