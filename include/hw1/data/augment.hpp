@@ -53,7 +53,7 @@ enum class Interp { Nearest, Bilinear };
 
 namespace detail {
 
-inline void check_size(const Image& img, int h, int w, const char* who) {
+inline void check_resample(const Image& img, int h, int w, const char* who) {
   if (img.empty() || img.height <= 0 || img.width <= 0 || img.channels <= 0)
     throw Error(std::string(who) + ": the input image is empty");
   if (h <= 0 || w <= 0)
@@ -61,15 +61,15 @@ inline void check_size(const Image& img, int h, int w, const char* who) {
                 " must be positive");
 }
 
-inline std::uint8_t to_u8(float v) { return std::uint8_t(std::clamp(v, 0.0f, 255.0f) + 0.5f); }
+inline std::uint8_t round_u8(float v) { return std::uint8_t(std::clamp(v, 0.0f, 255.0f) + 0.5f); }
 
 // Source taps of one output coordinate for a linear resize of `in` samples to `out`.
-struct Tap {
+struct LinearTap {
   int i0, i1;
   float w1;  // weight of i1; i0 gets 1 - w1
 };
-inline std::vector<Tap> linear_taps(int in, int out) {
-  std::vector<Tap> taps(out);
+inline std::vector<LinearTap> linear_taps(int in, int out) {
+  std::vector<LinearTap> taps(out);
   const double scale = double(in) / out;
   for (int o = 0; o < out; ++o) {
     const double s = std::max(0.0, (o + 0.5) * scale - 0.5);  // half-pixel centres, clamped at the start
@@ -82,7 +82,7 @@ inline std::vector<Tap> linear_taps(int in, int out) {
 }  // namespace detail
 
 inline Image resize_bilinear(const Image& src, int h, int w) {
-  detail::check_size(src, h, w, "resize_bilinear");
+  detail::check_resample(src, h, w, "resize_bilinear");
   const auto ty = detail::linear_taps(src.height, h), tx = detail::linear_taps(src.width, w);
   const int C = src.channels;
   Image out(h, w, C);
@@ -93,7 +93,7 @@ inline Image resize_bilinear(const Image& src, int h, int w) {
       for (int c = 0; c < C; ++c) {
         const float top = src.at(y0, x0, c) + wx * (src.at(y0, x1, c) - src.at(y0, x0, c));
         const float bot = src.at(y1, x0, c) + wx * (src.at(y1, x1, c) - src.at(y1, x0, c));
-        out.at(y, x, c) = detail::to_u8(top + wy * (bot - top));
+        out.at(y, x, c) = detail::round_u8(top + wy * (bot - top));
       }
     }
   }
@@ -103,7 +103,7 @@ inline Image resize_bilinear(const Image& src, int h, int w) {
 // Output pixel o takes source pixel floor((o + 0.5) * in / out): the centre convention of PIL's NEAREST and
 // PyTorch's 'nearest-exact', so a mask stays aligned with its bilinearly resized image.
 inline Image resize_nearest(const Image& src, int h, int w) {
-  detail::check_size(src, h, w, "resize_nearest");
+  detail::check_resample(src, h, w, "resize_nearest");
   auto index = [](int in, int out) {
     std::vector<int> idx(out);
     for (int o = 0; o < out; ++o) idx[o] = int((2LL * o + 1) * in / (2LL * out));
@@ -126,7 +126,7 @@ inline Image resize(const Image& src, int h, int w, Interp interp) {
 
 // The h x w window whose top-left corner is (y0, x0); pixels outside the source take `fill`.
 inline Image crop(const Image& src, int y0, int x0, int h, int w, std::uint8_t fill = 0) {
-  detail::check_size(src, h, w, "crop");
+  detail::check_resample(src, h, w, "crop");
   const int C = src.channels;
   Image out(h, w, C);
   std::fill(out.pixels.begin(), out.pixels.end(), fill);
@@ -143,7 +143,7 @@ inline Image crop(const Image& src, int y0, int x0, int h, int w, std::uint8_t f
 // smaller than the crop, the window reaches past it and the missing pixels are padded: image with 0, mask with
 // mask_fill; the image then lands at a uniformly random place in the padded window.
 inline void random_crop(Image& img, Image* mask, int h, int w, std::mt19937_64& rng, std::uint8_t mask_fill = 6) {
-  detail::check_size(img, h, w, "random_crop");
+  detail::check_resample(img, h, w, "random_crop");
   if (mask && (mask->height != img.height || mask->width != img.width))
     throw Error("random_crop: the mask is " + std::to_string(mask->height) + "x" + std::to_string(mask->width) +
                 " but the image is " + std::to_string(img.height) + "x" + std::to_string(img.width));
@@ -189,7 +189,7 @@ inline Image rot90(const Image& src, int k) {
 // Rotation by `degrees` counter-clockwise about the image centre ((W-1)/2, (H-1)/2), same size. Samples that
 // fall outside take `fill` (bilinear blends fill in at the border, as grid_sample with constant padding).
 inline Image rotate(const Image& src, double degrees, std::uint8_t fill = 0, Interp interp = Interp::Bilinear) {
-  detail::check_size(src, src.height, src.width, "rotate");
+  detail::check_resample(src, src.height, src.width, "rotate");
   const int H = src.height, W = src.width, C = src.channels;
   const double th = degrees * std::numbers::pi / 180.0, co = std::cos(th), si = std::sin(th);
   const double cx = (W - 1) / 2.0, cy = (H - 1) / 2.0;
@@ -212,7 +212,7 @@ inline Image rotate(const Image& src, double degrees, std::uint8_t fill = 0, Int
       for (int c = 0; c < C; ++c) {
         const float top = px(y0, x0, c) + fx * (px(y0, x0 + 1, c) - px(y0, x0, c));
         const float bot = px(y0 + 1, x0, c) + fx * (px(y0 + 1, x0 + 1, c) - px(y0 + 1, x0, c));
-        out.at(y, x, c) = detail::to_u8(top + fy * (bot - top));
+        out.at(y, x, c) = detail::round_u8(top + fy * (bot - top));
       }
     }
   return out;
@@ -228,7 +228,7 @@ inline float luma(const Image& img, std::size_t p) {  // ITU-R 601-2, as PIL's c
 
 inline Image adjust_brightness(const Image& src, float factor) {
   Image out = src;
-  for (auto& v : out.pixels) v = detail::to_u8(v * factor);
+  for (auto& v : out.pixels) v = detail::round_u8(v * factor);
   return out;
 }
 
@@ -239,7 +239,7 @@ inline Image adjust_contrast(const Image& src, float factor) {
   for (std::size_t p = 0; p < n; ++p) sum += detail::luma(src, p);
   const float mean = n ? float(sum / n) : 0.0f;
   Image out = src;
-  for (auto& v : out.pixels) v = detail::to_u8(factor * v + (1 - factor) * mean);
+  for (auto& v : out.pixels) v = detail::round_u8(factor * v + (1 - factor) * mean);
   return out;
 }
 
@@ -252,7 +252,7 @@ inline Image adjust_saturation(const Image& src, float factor) {
     const float g = detail::luma(src, p);
     for (int c = 0; c < 3; ++c) {
       auto& v = out.pixels[p * src.channels + c];
-      v = detail::to_u8(factor * v + (1 - factor) * g);
+      v = detail::round_u8(factor * v + (1 - factor) * g);
     }
   }
   return out;
