@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <numbers>
@@ -322,6 +323,23 @@ inline std::array<std::filesystem::path, 2> prepare_synthetic_dirs(const std::st
   return dirs;
 }
 
+// f(0..n-1) on all cores (each item has its own seed, so the bytes do not depend on the schedule); the first
+// exception is rethrown after the loop, since none may leave an OpenMP region.
+template <class F>
+void parallel_items(int n, F f) {
+  std::exception_ptr err;
+#pragma omp parallel for schedule(dynamic)
+  for (int i = 0; i < n; ++i) {
+    try {
+      f(i);
+    } catch (...) {
+#pragma omp critical(hw1_synthetic_error)
+      if (!err) err = std::current_exception();
+    }
+  }
+  if (err) std::rethrow_exception(err);
+}
+
 }  // namespace detail
 
 // root/train_50/{label}_{id}.png and root/val_50/{label}_{id}.png, 32x32 RGB. As in the course data, ids run on
@@ -336,13 +354,13 @@ inline void make_classification_set(const std::string& root, int num_classes, in
   for (int split = 0; split < 2; ++split) {
     const auto& dir = dirs[split];
     const int first = split == 0 ? 0 : train_per_class, count = split == 0 ? train_per_class : val_per_class;
-    for (int label = 0; label < num_classes; ++label)
-      for (int id = first; id < first + count; ++id) {
-        const std::uint64_t s = detail::mix_seed(detail::mix_seed(seed, std::uint64_t(label)), std::uint64_t(id));
-        char name[32];
-        std::snprintf(name, sizeof name, "%d_%d.png", label, id);
-        write_png((dir / name).string(), synth_class_image(label, num_classes, s));
-      }
+    detail::parallel_items(num_classes * count, [&](int item) {
+      const int label = item / count, id = first + item % count;
+      const std::uint64_t s = detail::mix_seed(detail::mix_seed(seed, std::uint64_t(label)), std::uint64_t(id));
+      char name[32];
+      std::snprintf(name, sizeof name, "%d_%d.png", label, id);
+      write_png((dir / name).string(), synth_class_image(label, num_classes, s));
+    });
   }
 }
 
@@ -357,13 +375,13 @@ inline void make_segmentation_set(const std::string& root, int train_count, int 
   for (int split = 0; split < 2; ++split) {
     const auto& dir = dirs[split];
     const int count = split == 0 ? train_count : val_count;
-    for (int i = 0; i < count; ++i) {
+    detail::parallel_items(count, [&](int i) {
       char id[16];
       std::snprintf(id, sizeof id, "%04d", i);
       const auto t = synth_seg_tile(size, detail::mix_seed(detail::mix_seed(seed, 1000 + split), std::uint64_t(i)), i % 7);
       write_jpeg((dir / (std::string(id) + "_sat.jpg")).string(), t.image, 90);
       write_png((dir / (std::string(id) + "_mask.png")).string(), t.mask);
-    }
+    });
   }
 }
 
