@@ -85,17 +85,32 @@ inline Image resize_bilinear(const Image& src, int h, int w) {
   detail::check_resample(src, h, w, "resize_bilinear");
   const auto ty = detail::linear_taps(src.height, h), tx = detail::linear_taps(src.width, w);
   const int C = src.channels;
+  const std::size_t in_row = std::size_t(src.width) * C, out_row = std::size_t(w) * C;
   Image out(h, w, C);
-  for (int y = 0; y < h; ++y) {
-    const auto [y0, y1, wy] = ty[y];
+  // Rows are interpolated horizontally once into float buffers, then blended vertically.
+  std::vector<float> top(out_row), bot(out_row);
+  int have_top = -1, have_bot = -1;
+  auto hrow = [&](int sy, std::vector<float>& dst) {
+    const std::uint8_t* r = &src.pixels[sy * in_row];
+    float* d = dst.data();
     for (int x = 0; x < w; ++x) {
       const auto [x0, x1, wx] = tx[x];
       for (int c = 0; c < C; ++c) {
-        const float top = src.at(y0, x0, c) + wx * (src.at(y0, x1, c) - src.at(y0, x0, c));
-        const float bot = src.at(y1, x0, c) + wx * (src.at(y1, x1, c) - src.at(y1, x0, c));
-        out.at(y, x, c) = detail::round_u8(top + wy * (bot - top));
+        const float a = r[x0 * C + c], b = r[x1 * C + c];
+        *d++ = a + wx * (b - a);
       }
     }
+  };
+  for (int y = 0; y < h; ++y) {
+    const auto [y0, y1, wy] = ty[y];
+    if (have_top != y0) {
+      if (have_bot == y0) std::swap(top, bot), have_bot = -1;
+      else hrow(y0, top);
+      have_top = y0;
+    }
+    if (have_bot != y1) hrow(y1, bot), have_bot = y1;
+    std::uint8_t* o = &out.pixels[y * out_row];
+    for (std::size_t i = 0; i < out_row; ++i) o[i] = detail::round_u8(top[i] + wy * (bot[i] - top[i]));
   }
   return out;
 }
@@ -209,10 +224,20 @@ inline Image rotate(const Image& src, double degrees, std::uint8_t fill = 0, Int
       }
       const int x0 = int(std::floor(sx)), y0 = int(std::floor(sy));
       const float fx = float(sx - x0), fy = float(sy - y0);
+      std::uint8_t* o = &out.pixels[(std::size_t(y) * W + x) * C];
+      if (x0 >= 0 && y0 >= 0 && x0 + 1 < W && y0 + 1 < H) {  // all four neighbours inside: no fill
+        const std::uint8_t* p00 = &src.pixels[(std::size_t(y0) * W + x0) * C];
+        const std::uint8_t *p01 = p00 + C, *p10 = p00 + std::size_t(W) * C, *p11 = p10 + C;
+        for (int c = 0; c < C; ++c) {
+          const float top = p00[c] + fx * (p01[c] - p00[c]), bot = p10[c] + fx * (p11[c] - p10[c]);
+          o[c] = detail::round_u8(top + fy * (bot - top));
+        }
+        continue;
+      }
       for (int c = 0; c < C; ++c) {
         const float top = px(y0, x0, c) + fx * (px(y0, x0 + 1, c) - px(y0, x0, c));
         const float bot = px(y0 + 1, x0, c) + fx * (px(y0 + 1, x0 + 1, c) - px(y0 + 1, x0, c));
-        out.at(y, x, c) = detail::round_u8(top + fy * (bot - top));
+        o[c] = detail::round_u8(top + fy * (bot - top));
       }
     }
   return out;
