@@ -2,7 +2,7 @@
 // reduction="mean"): the weighted mean of -log softmax(logits)[target] over the non-ignored positions.
 // When every position is ignored (or the weights of all targets sum to 0) this returns 0 with a zero gradient,
 // where torch returns nan: an all-void crop should not poison a training run.
-// Log-sum-exp runs in double. One image per thread; image partial sums are added in order, so the result does
+// Max and sums run in double, exp in T. One image per thread; image partial sums are added in order, so the result does
 // not depend on the thread count.
 #pragma once
 #include <algorithm>
@@ -28,21 +28,30 @@ T softmax_cross_entropy(int n, int k, int hw, const T* logits, const std::int64_
                   " classes [0," + std::to_string(k) + ") and is not ignore_index " + std::to_string(ignore_index) +
                   "; check the label map or the number of classes");
   }
-  std::vector<double> lse(std::size_t(n) * hw), loss(n), wsum(n);
+  // lse: log-sum-exp per position; rs: 1 / sum exp(z - max). With dlogits, exp(z - max) is kept there for pass 2.
+  std::vector<double> lse(std::size_t(n) * hw), rs(lse.size()), loss(n), wsum(n);
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < n; ++b) {
     const T* z = logits + b * plane;
+    T* e = dlogits ? dlogits + b * plane : nullptr;
     double* m = lse.data() + std::ptrdiff_t(b) * hw;
+    double* r = rs.data() + std::ptrdiff_t(b) * hw;
     // Class-major loops: logits of one pixel are hw apart, so sweep whole class planes for locality.
     std::copy(z, z + hw, m);
     for (int j = 1; j < k; ++j)
       for (int p = 0; p < hw; ++p) m[p] = std::max(m[p], double(z[std::ptrdiff_t(j) * hw + p]));
-    std::vector<double> s(hw, 0.0);
+    std::fill_n(r, hw, 0.0);
     for (int j = 0; j < k; ++j)
-      for (int p = 0; p < hw; ++p) s[p] += std::exp(double(z[std::ptrdiff_t(j) * hw + p]) - m[p]);
+      for (int p = 0; p < hw; ++p) {
+        const T v = std::exp(T(z[std::ptrdiff_t(j) * hw + p] - m[p]));  // exp in T (float: ~1 ulp), summed in double
+        r[p] += v;
+        if (e) e[std::ptrdiff_t(j) * hw + p] = v;
+      }
     double l = 0, ws = 0;
     for (int p = 0; p < hw; ++p) {
-      m[p] += std::log(s[p]);
+      const double sum = r[p];
+      r[p] = 1.0 / sum;
+      m[p] += std::log(sum);
       const std::int64_t t = target[std::ptrdiff_t(b) * hw + p];
       if (t == ignore_index) continue;
       const double wt = weight ? double(weight[t]) : 1.0;
@@ -58,9 +67,8 @@ T softmax_cross_entropy(int n, int k, int hw, const T* logits, const std::int64_
   if (dlogits) {
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < n; ++b) {
-      const T* z = logits + b * plane;
       T* g = dlogits + b * plane;
-      const double* m = lse.data() + std::ptrdiff_t(b) * hw;
+      const double* r = rs.data() + std::ptrdiff_t(b) * hw;
       const std::int64_t* tb = target + std::ptrdiff_t(b) * hw;
       for (int j = 0; j < k; ++j)
         for (int p = 0; p < hw; ++p) {
@@ -71,7 +79,7 @@ T softmax_cross_entropy(int n, int k, int hw, const T* logits, const std::int64_
             continue;
           }
           const double scale = (weight ? double(weight[t]) : 1.0) / wtotal;
-          g[at] = T((std::exp(double(z[at]) - m[p]) - (j == t ? 1.0 : 0.0)) * scale);
+          g[at] = T((g[at] * r[p] - (j == t ? 1.0 : 0.0)) * scale);  // softmax - one-hot, weighted
         }
     }
   }
