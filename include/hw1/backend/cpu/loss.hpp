@@ -2,8 +2,8 @@
 // reduction="mean"): the weighted mean of -log softmax(logits)[target] over the non-ignored positions.
 // When every position is ignored (or the weights of all targets sum to 0) this returns 0 with a zero gradient,
 // where torch returns nan: an all-void crop should not poison a training run.
-// Max and sums run in double, exp in T. One image per thread; image partial sums are added in order, so the result does
-// not depend on the thread count.
+// Max and sums run in double, exp in T. One image per thread; image partial sums are added in order, so the
+// result does not depend on the thread count.
 #pragma once
 #include <algorithm>
 #include <cmath>
