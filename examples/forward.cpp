@@ -15,16 +15,18 @@ namespace {
 const char* kUsage =
     "usage: hw1-forward --model resnet101|fcn32s|deeplabv3 --num-classes K --weights W.safetensors\n"
     "                   --input X.safetensors --output Y.safetensors [--train]\n"
-    "                   [--grad-output G.safetensors --grads D.safetensors] [--seed S]\n"
+    "                   [--grad-output G.safetensors --grads D.safetensors] [--seed S] [--dtype float32|float64]\n"
     "  X holds tensor `input` [N,3,H,W]; Y receives `output` ([N,K] or [N,K,H,W]).\n"
     "  --train       batch norm uses batch statistics (Y also holds every updated running_mean/running_var);\n"
     "                dropout probabilities are treated as 0 so the run is deterministic.\n"
     "  --grad-output back-propagates tensor `grad_output` (shaped like `output`); D receives the gradient of\n"
     "                the input under `input` and of every trainable parameter under its name.\n"
-    "  --weights     may be omitted to use a seeded random initialisation (--seed, default 0).\n";
+    "  --weights     may be omitted to use a seeded random initialisation (--seed, default 0).\n"
+    "  --dtype       compute in float32 (default) or float64 (the same templates, for checking against a\n"
+    "                float64 reference); outputs are written in that precision.\n";
 
 struct Args {
-  std::string model, weights, input, output, grad_output, grads;
+  std::string model, weights, input, output, grad_output, grads, dtype = "float32";
   int num_classes = 0;
   bool train = false;
   std::uint64_t seed = 0;
@@ -38,7 +40,8 @@ Args parse(int argc, char** argv) {
   Args a;
   std::map<std::string, std::string*> str{{"--model", &a.model},         {"--weights", &a.weights},
                                           {"--input", &a.input},         {"--output", &a.output},
-                                          {"--grad-output", &a.grad_output}, {"--grads", &a.grads}};
+                                          {"--grad-output", &a.grad_output}, {"--grads", &a.grads},
+                                          {"--dtype", &a.dtype}};
   for (int i = 1; i < argc; ++i) {
     std::string k = argv[i];
     if (k == "-h" || k == "--help") {
@@ -72,26 +75,31 @@ Args parse(int argc, char** argv) {
   if (a.num_classes <= 0) throw UsageError("--num-classes K (K >= 1) is required");
   if (a.input.empty()) throw UsageError("--input is required");
   if (a.output.empty()) throw UsageError("--output is required");
+  if (a.dtype != "float32" && a.dtype != "float64")
+    throw UsageError("--dtype must be float32 or float64, got '" + a.dtype + "'");
   if (a.grad_output.empty() != a.grads.empty()) throw UsageError("--grad-output and --grads go together");
   return a;
 }
 
-hw1::Tensor read_tensor(const std::string& path, const std::string& name) {
+template <class T>
+hw1::HostTensor<T> read_tensor(const std::string& path, const std::string& name) {
   auto f = hw1::SafeTensors::read(path);
   if (!f.has(name)) throw hw1::Error(path + ": has no tensor named '" + name + "'");
-  return f.tensor<float>(name);
+  return f.tensor<T>(name);
 }
 
 template <class Net>
 int run(Net& net, const Args& a, std::optional<hw1::SafeTensors>& weights) {
   using clock = std::chrono::steady_clock;
+  using T = typename Net::scalar;
+  using Tensor = hw1::HostTensor<T>;
   if (weights) net.load(*weights);
-  hw1::Tensor x = read_tensor(a.input, "input");
+  Tensor x = read_tensor<T>(a.input, "input");
   net.train(a.train);
   net.set_dropout_off(true);
   net.set_record(!a.grads.empty());
   auto t0 = clock::now();
-  hw1::Tensor y = net.forward(x);
+  Tensor y = net.forward(x);
   auto t1 = clock::now();
 
   hw1::SafeTensorsWriter out;
@@ -104,13 +112,13 @@ int run(Net& net, const Args& a, std::optional<hw1::SafeTensors>& weights) {
 
   double backward_ms = 0;
   if (!a.grads.empty()) {
-    hw1::Tensor g = read_tensor(a.grad_output, "grad_output");
+    Tensor g = read_tensor<T>(a.grad_output, "grad_output");
     if (g.shape() != y.shape())
       throw hw1::Error(a.grad_output + ": grad_output has shape " + hw1::shape_str(g.shape()) +
                        ", the output has shape " + hw1::shape_str(y.shape()));
     net.zero_grad();
     auto t2 = clock::now();
-    hw1::Tensor dx = net.backward(g);
+    Tensor dx = net.backward(g);
     backward_ms = std::chrono::duration<double, std::milli>(clock::now() - t2).count();
     hw1::SafeTensorsWriter d;
     d.add("input", dx);
@@ -127,6 +135,24 @@ int run(Net& net, const Args& a, std::optional<hw1::SafeTensors>& weights) {
   return 0;
 }
 
+template <class B>
+int dispatch(const Args& a, std::optional<hw1::SafeTensors>& weights) {
+  if (a.model == "resnet101") {
+    hw1::ResNet101<hw1::dynamic, B> net(a.num_classes, a.seed);
+    return run(net, a, weights);
+  }
+  if (a.model == "fcn32s") {
+    hw1::FCN32s<hw1::dynamic, B> net(a.num_classes, a.seed);
+    return run(net, a, weights);
+  }
+  // torchvision's aux_loss=True checkpoints carry aux_classifier.*: build the head they describe.
+  bool aux = false;
+  if (weights)
+    for (const auto& n : weights->names()) aux = aux || n.starts_with("aux_classifier.");
+  hw1::DeepLabV3<hw1::dynamic, B> net(a.num_classes, aux, a.seed);
+  return run(net, a, weights);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -134,20 +160,8 @@ int main(int argc, char** argv) {
     const Args a = parse(argc, argv);
     std::optional<hw1::SafeTensors> weights;
     if (!a.weights.empty()) weights = hw1::SafeTensors::read(a.weights);
-    if (a.model == "resnet101") {
-      hw1::ResNet101<hw1::dynamic> net(a.num_classes, a.seed);
-      return run(net, a, weights);
-    }
-    if (a.model == "fcn32s") {
-      hw1::FCN32s<hw1::dynamic> net(a.num_classes, a.seed);
-      return run(net, a, weights);
-    }
-    // torchvision's aux_loss=True checkpoints carry aux_classifier.*: build the head they describe.
-    bool aux = false;
-    if (weights)
-      for (const auto& n : weights->names()) aux = aux || n.starts_with("aux_classifier.");
-    hw1::DeepLabV3<hw1::dynamic> net(a.num_classes, aux, a.seed);
-    return run(net, a, weights);
+    return a.dtype == "float64" ? dispatch<hw1::backend::cpu_t<double>>(a, weights)
+                                : dispatch<hw1::backend::cpu>(a, weights);
   } catch (const UsageError& e) {
     std::cerr << "hw1-forward: " << e.what() << "\n" << kUsage;
     return 2;

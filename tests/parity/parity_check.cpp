@@ -1,12 +1,20 @@
 // Parity with torchvision: runs hw1-forward on the weights, input and output gradient that
 // tests/parity/make_reference.py wrote, and holds every output and gradient tensor to PyTorch's float64 result.
 //
-// The rule: rel = max|hw1 - ref| / max|ref| per tensor, with ref computed by PyTorch in float64.
-//   outputs (and updated running statistics): rel <= 1e-4;   gradients: rel <= 1e-3.
-// In training mode batch norm divides by the batch standard deviation of small batches (here as few as
-// 2 x 3 x 2 values per channel in layer4), which amplifies float32 rounding: there a tensor also passes when
-// rel <= 4 x PyTorch's own float32 error on it (torch32_*.safetensors, measured against the same float64 truth),
-// i.e. hw1 is allowed to be at most a small constant factor less accurate than PyTorch itself, never more.
+// Two runs of hw1-forward over the same templates:
+//  1. --dtype float64 against PyTorch's float64 result: rel = max|hw1 - ref| / max|ref| <= 1e-4 for outputs and
+//     updated running statistics, <= 1e-3 for gradients, in eval and train mode. This is the exact check: both
+//     sides compute the same function in double precision, so any wiring, naming or math error shows.
+//  2. --dtype float32 (the product) against the same float64 truth: outputs rel <= 1e-4 in eval mode. Where
+//     float32 cannot reach the bounds whoever computes it, a tensor also passes at 4 x PyTorch's own float32 error
+//     on it (torch32_*.safetensors): train-mode outputs and running statistics, where batch norm divides by the
+//     deviation of tiny batches (2 x 3 x 2 values per channel in layer4). Gradients in float32 cross ReLU and
+//     max-pool kinks: at 2x3x67x45 ResNet101 has ~825k pre-ReLU values and float32 rounding (~1.5e-5 relative at
+//     depth) flips the sign of a few (measured: 4 in one run), each moving every gradient below it by up to its
+//     local size; PyTorch's own float32 gradients then miss float64 by 1e-2..3e-1, and which values flip differs
+//     between any two float32 implementations. So float32 gradients are held only to a gross-error guard
+//     (rel <= max(1e-3, 4 x PyTorch's, 0.5): a missing, mis-scaled or mis-signed gradient is rel >= 1), and run 1
+//     carries the exact check.
 // Usage: parity_check -- <hw1-forward> <dir> <model> <num-classes> <eval|train>
 #define BOOST_TEST_MODULE parity
 #include <boost/test/unit_test.hpp>
@@ -33,12 +41,13 @@ double rel_error(const hw1::HostTensor<double>& a, const hw1::HostTensor<double>
 
 struct Checked {
   int count = 0;
-  double worst = 0;
+  double worst_rel = 0;
   std::string worst_name;
 };
 
+// allowed = max(bound, torch_factor x PyTorch's float32 error, floor)
 void compare_file(const std::string& ours, const std::string& expected, const std::string& torch32, double bound,
-                  bool train, Checked& stats) {
+                  double torch_factor, double floor, Checked& stats) {
   auto a = hw1::SafeTensors::read(ours);
   auto e = hw1::SafeTensors::read(expected);
   auto t = hw1::SafeTensors::read(torch32);
@@ -51,11 +60,11 @@ void compare_file(const std::string& ours, const std::string& expected, const st
                             "shape " << hw1::shape_str(x.shape()) << " vs reference " << hw1::shape_str(r.shape()));
       const double rel = rel_error(x, r);
       const double torch_rel = rel_error(t.tensor<double>(name), r);
-      const double allowed = train ? std::max(bound, 4 * torch_rel) : bound;
+      const double allowed = std::max({bound, torch_factor * torch_rel, floor});
       BOOST_CHECK_MESSAGE(rel <= allowed, name << ": relative error " << rel << " > allowed " << allowed
                                                << " (PyTorch float32: " << torch_rel << ")");
       ++stats.count;
-      if (rel / allowed > stats.worst) stats.worst = rel / allowed, stats.worst_name = name;
+      if (rel >= stats.worst_rel) stats.worst_rel = rel, stats.worst_name = name;
     }
   }
   // and nothing trainable is left unchecked: every hw1 tensor has a reference
@@ -64,25 +73,32 @@ void compare_file(const std::string& ours, const std::string& expected, const st
 
 }  // namespace
 
+std::string forward_command(const std::string& tool, const std::string& dir, const std::string& model,
+                            const std::string& k, bool train, const std::string& dtype) {
+  return "\"" + tool + "\" --model " + model + " --num-classes " + k + " --weights \"" + dir +
+         "/weights.safetensors\" --input \"" + dir + "/input.safetensors\" --output \"" + dir + "/hw1_output_" + dtype +
+         ".safetensors\" --grad-output \"" + dir + "/grad_output.safetensors\" --grads \"" + dir + "/hw1_grads_" + dtype +
+         ".safetensors\" --dtype " + dtype + (train ? " --train" : "");
+}
+
 BOOST_AUTO_TEST_CASE(matches_torchvision) {
   auto& suite = boost::unit_test::framework::master_test_suite();
   BOOST_REQUIRE_MESSAGE(suite.argc == 6, "usage: parity_check -- <hw1-forward> <dir> <model> <num-classes> <mode>");
   const std::string tool = suite.argv[1], dir = suite.argv[2], model = suite.argv[3], k = suite.argv[4],
                     mode = suite.argv[5];
   const bool train = mode == "train";
-  const std::string cmd = "\"" + tool + "\" --model " + model + " --num-classes " + k + " --weights \"" + dir +
-                          "/weights.safetensors\" --input \"" + dir + "/input.safetensors\" --output \"" + dir +
-                          "/hw1_output.safetensors\" --grad-output \"" + dir + "/grad_output.safetensors\" --grads \"" +
-                          dir + "/hw1_grads.safetensors\"" + (train ? " --train" : "");
-  BOOST_TEST_MESSAGE(cmd);
-  BOOST_REQUIRE_EQUAL(std::system(cmd.c_str()), 0);
-  Checked stats;
-  compare_file(dir + "/hw1_output.safetensors", dir + "/expected_output.safetensors",
-               dir + "/torch32_output.safetensors", 1e-4, train, stats);
-  compare_file(dir + "/hw1_grads.safetensors", dir + "/expected_grads.safetensors", dir + "/torch32_grads.safetensors",
-               1e-3, train, stats);
-  BOOST_TEST_MESSAGE(model << " " << mode << ": " << stats.count << " tensors checked; closest to its bound: "
-                           << stats.worst_name << " at " << stats.worst << " of the allowed error");
-  std::cout << model << " " << mode << ": " << stats.count << " tensors within bounds; worst " << stats.worst_name
-            << " at " << stats.worst << " x allowed\n";
+  for (const std::string dtype : {"float64", "float32"}) {
+    const std::string cmd = forward_command(tool, dir, model, k, train, dtype);
+    BOOST_TEST_MESSAGE(cmd);
+    BOOST_REQUIRE_EQUAL(std::system(cmd.c_str()), 0);
+    const bool f64 = dtype == "float64";
+    Checked out, grads;
+    compare_file(dir + "/hw1_output_" + dtype + ".safetensors", dir + "/expected_output.safetensors",
+                 dir + "/torch32_output.safetensors", 1e-4, f64 ? 0 : (train ? 4 : 0), 0, out);
+    compare_file(dir + "/hw1_grads_" + dtype + ".safetensors", dir + "/expected_grads.safetensors",
+                 dir + "/torch32_grads.safetensors", 1e-3, f64 ? 0 : 4, f64 ? 0 : 0.5, grads);
+    std::cout << model << " " << mode << " " << dtype << ": " << out.count << " outputs, worst " << out.worst_name
+              << " rel " << out.worst_rel << "; " << grads.count << " gradients, worst " << grads.worst_name << " rel "
+              << grads.worst_rel << std::endl;
+  }
 }

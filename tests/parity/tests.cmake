@@ -1,5 +1,9 @@
 # Parity with torchvision: a reference generator (PyTorch, float64, test time only) per model and mode, then
 # parity_check running hw1-forward against it. Python with torch/torchvision: Debian's /usr/bin/python3.
+if(NOT TARGET hw1-forward)
+  message(STATUS "hw1: parity tests need the examples (HW1_BUILD_EXAMPLES=ON); skipped")
+  return()
+endif()
 find_program(HW1_TORCH_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
 add_executable(parity_check ${CMAKE_CURRENT_LIST_DIR}/parity_check.cpp)
 target_link_libraries(parity_check PRIVATE hw1::hw1 hw1_build_flags Boost::unit_test_framework)

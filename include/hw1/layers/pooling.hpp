@@ -18,7 +18,7 @@ class MaxPool2dLayer : public LayerBase<In, In, B> {
   using typename Base::params;
   using typename Base::tensor;
   void visit(params&, const std::string& prefix) { name_ = prefix.empty() ? "maxpool" : prefix.substr(0, prefix.size() - 1); }
-  tensor forward(context& c, tensor x) {
+  tensor forward(context&, tensor x) {
     const Dims4 d = dims4(x, name_.c_str());
     s_ = {d.n, d.c, d.h, d.w, K, K, S, S, P, P, Ceil};
     if (s_.out_h() <= 0 || s_.out_w() <= 0)
