@@ -1,0 +1,174 @@
+// hw1-bench: times one benchmark row in this process and prints one JSON line, so that bench/compare can run
+// every row in a fresh process (peak RSS per row) next to PyTorch's numbers.
+//   hw1-bench --row resnet101-train-32 [--iters N] [--warmup W]
+// Rows: <net>-<infer|train>-<size>[-b<batch>] for resnet101, fcn32s, deeplabv3 (batch defaults: the rows),
+// plus "sgemm" (Eigen's float GEMM, 2048^3) and "fma-peak" (the cores' FMA throughput).
+#include <immintrin.h>
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hw1/models.hpp"
+#include "hw1/train/cli.hpp"
+#include "hw1/train/loss.hpp"
+#include "hw1/train/optimizer.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+template <class F>
+std::vector<double> time_it(F&& f, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) f();
+  std::vector<double> t;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = clock_type::now();
+    f();
+    t.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t;
+}
+
+void report(const std::string& row, double batch, const std::vector<double>& t, double extra_gflops = 0) {
+  const double median = t[t.size() / 2];
+  std::printf("{\"row\": \"%s\", \"impl\": \"hw1\", \"batch\": %g, \"median_s\": %.6f, \"min_s\": %.6f, "
+              "\"img_per_s\": %.4f, \"peak_rss_mib\": %.1f, \"threads\": %d, \"gflops\": %.2f}\n",
+              row.c_str(), batch, median, t.front(), batch / median, peak_rss_mib(), omp_get_max_threads(),
+              extra_gflops);
+}
+
+template <class Net>
+void run_net(Net& net, const std::string& row, bool train, std::size_t batch, std::size_t size, int warmup, int iters,
+             int classes) {
+  hw1::Tensor x = hw1::empty({batch, 3, size, size});
+  std::mt19937 rng(0);
+  std::normal_distribution<float> d;
+  for (auto& v : x) v = d(rng);
+  if (!train) {
+    net.eval();
+    net.set_record(false);
+    report(row, double(batch), time_it([&] { (void)net.forward(x); }, warmup, iters));
+    return;
+  }
+  net.train(true);
+  net.set_record(true);
+  hw1::OptimizerConfig oc;
+  oc.name = "sgd";
+  oc.momentum = 0.9;
+  auto opt = hw1::make_optimizer(oc);
+  std::vector<std::int64_t> target;
+  auto step = [&] {
+    hw1::Tensor y = net.forward(x);
+    if (target.empty()) {
+      const std::size_t per = y.dimension() == 4 ? y.shape()[2] * y.shape()[3] : 1;
+      target.resize(batch * per);
+      for (std::size_t i = 0; i < target.size(); ++i) target[i] = std::int64_t(i % std::size_t(classes));
+    }
+    auto l = hw1::cross_entropy(y, target);
+    net.zero_grad();
+    net.backward(l.grad);
+    auto& p = net.params();
+    opt->step(p.values().data(), p.grads().data(), p.values().size(), 1e-4);
+  };
+  report(row, double(batch), time_it(step, warmup, iters));
+}
+
+// 2048^3 float GEMM through Eigen: the machine's practical sgemm rate.
+void sgemm(int warmup, int iters) {
+  const int n = 2048;
+  Eigen::MatrixXf a = Eigen::MatrixXf::Random(n, n), b = Eigen::MatrixXf::Random(n, n), c(n, n);
+  auto t = time_it([&] { c.noalias() = a * b; }, warmup, iters);
+  report("sgemm", 1, t, 2.0 * n * n * n / t[t.size() / 2] / 1e9);
+}
+
+// Independent FMA chains on every thread: the cores' peak float FMA rate (2 flops per lane).
+void fma_peak(int warmup, int iters) {
+  const long reps = 20'000'000;
+  auto body = [&] {
+#pragma omp parallel
+    {
+#if defined(__AVX512F__)
+      __m512 acc[12];
+      for (auto& a : acc) a = _mm512_set1_ps(1.0f);
+      const __m512 m = _mm512_set1_ps(0.999999f), k = _mm512_set1_ps(1e-7f);
+      for (long r = 0; r < reps; ++r)
+        for (auto& a : acc) a = _mm512_fmadd_ps(a, m, k);
+      float s = 0;
+      for (auto& a : acc) s += _mm512_reduce_add_ps(a);
+#else
+      __m256 acc[12];
+      for (auto& a : acc) a = _mm256_set1_ps(1.0f);
+      const __m256 m = _mm256_set1_ps(0.999999f), k = _mm256_set1_ps(1e-7f);
+      for (long r = 0; r < reps; ++r)
+        for (auto& a : acc) a = _mm256_fmadd_ps(a, m, k);
+      float s = 0;
+      alignas(32) float tmp[8];
+      for (auto& a : acc) {
+        _mm256_store_ps(tmp, a);
+        for (float v : tmp) s += v;
+      }
+#endif
+      volatile float sink = s;
+      (void)sink;
+    }
+  };
+#if defined(__AVX512F__)
+  const double lanes = 16;
+#else
+  const double lanes = 8;
+#endif
+  auto t = time_it(body, warmup, iters);
+  report("fma-peak", 1, t, 2.0 * lanes * 12 * double(reps) * omp_get_max_threads() / t[t.size() / 2] / 1e9);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string usage =
+      "usage: hw1-bench --row NAME [--iters N] [--warmup W]\n"
+      "  NAME: resnet101-infer-32, resnet101-train-32, resnet101-train-224, fcn32s-infer-512, fcn32s-train-256,\n"
+      "        deeplabv3-infer-512, deeplabv3-train-256, any <net>-<infer|train>-<size>[-b<batch>], sgemm, fma-peak\n";
+  return hw1::run_main("hw1-bench", usage, [&] {
+    hw1::Cli cli(argc, argv, {"--row", "--iters", "--warmup"}, {}, usage);
+    const std::string row = cli.required("--row");
+    const int iters = int(cli.integer("--iters", 5, 1)), warmup = int(cli.integer("--warmup", 1, 0));
+    if (row == "sgemm") return sgemm(warmup, iters), 0;
+    if (row == "fma-peak") return fma_peak(warmup, iters), 0;
+    auto parts = hw1::Cli::split(row, '-');
+    if (parts.size() < 3 || (parts[1] != "infer" && parts[1] != "train"))
+      throw hw1::UsageError("unknown row '" + row + "'");
+    const bool train = parts[1] == "train";
+    const std::size_t size = std::stoul(parts[2]);
+    std::size_t batch = 1;
+    if (parts[0] == "resnet101") batch = size == 32 ? 64 : 8;
+    else if (parts[0] == "fcn32s" || parts[0] == "deeplabv3") batch = train && size <= 256 ? 2 : 1;
+    if (parts.size() == 4 && parts[3].starts_with("b")) batch = std::stoul(parts[3].substr(1));
+    if (parts[0] == "resnet101") {
+      hw1::ResNet101<50> net;
+      run_net(net, row, train, batch, size, warmup, iters, 50);
+    } else if (parts[0] == "fcn32s") {
+      hw1::FCN32s<7> net;
+      run_net(net, row, train, batch, size, warmup, iters, 7);
+    } else if (parts[0] == "deeplabv3") {
+      hw1::DeepLabV3<7> net;
+      run_net(net, row, train, batch, size, warmup, iters, 7);
+    } else {
+      throw hw1::UsageError("unknown network in row '" + row + "'");
+    }
+    return 0;
+  });
+}
