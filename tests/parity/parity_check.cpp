@@ -12,9 +12,9 @@
 //     max-pool kinks: at 2x3x67x45 ResNet101 has ~825k pre-ReLU values and float32 rounding (~1.5e-5 relative at
 //     depth) flips the sign of a few (measured: 4 in one run), each moving every gradient below it by up to its
 //     local size; PyTorch's own float32 gradients then miss float64 by 1e-2..3e-1, and which values flip differs
-//     between any two float32 implementations. So float32 gradients are held only to a gross-error guard
-//     (rel <= max(1e-3, 4 x PyTorch's, 0.5): a missing, mis-scaled or mis-signed gradient is rel >= 1), and run 1
-//     carries the exact check.
+//     between any two float32 implementations (measured max-abs errors up to 0.5). So float32 gradients are held
+//     to a guard on the L2 relative error, ||hw1 - ref|| / ||ref|| <= 0.2 (measured: at most 0.072), which a few
+//     flips barely move while a missing, mis-scaled or mis-signed gradient gives >= 0.5; run 1 is the exact check.
 // Usage: parity_check -- <hw1-forward> <dir> <model> <num-classes> <eval|train>
 #define BOOST_TEST_MODULE parity
 #include <boost/test/unit_test.hpp>
@@ -32,6 +32,16 @@ double max_abs(const hw1::HostTensor<double>& t) {
   for (double v : t) m = std::max(m, std::abs(v));
   return m;
 }
+// ||a - ref||_2 / ||ref||_2: the float32 gradients' guard, which a few kink flips move far less than the max.
+double l2_rel_error(const hw1::HostTensor<double>& a, const hw1::HostTensor<double>& ref) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double d = a.data()[i] - ref.data()[i];
+    num += d * d;
+    den += ref.data()[i] * ref.data()[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
 double rel_error(const hw1::HostTensor<double>& a, const hw1::HostTensor<double>& ref) {
   double m = 0;
   for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a.data()[i] - ref.data()[i]));
@@ -41,13 +51,14 @@ double rel_error(const hw1::HostTensor<double>& a, const hw1::HostTensor<double>
 
 struct Checked {
   int count = 0;
-  double worst_rel = 0;
+  double worst_rel = 0, worst_l2 = 0;
   std::string worst_name;
 };
 
-// allowed = max(bound, torch_factor x PyTorch's float32 error, floor)
+// allowed = max(bound, torch_factor x PyTorch's float32 error); with l2_guard > 0 the tensor is instead held to
+// l2_rel_error <= l2_guard (float32 gradients, see the top of this file).
 void compare_file(const std::string& ours, const std::string& expected, const std::string& torch32, double bound,
-                  double torch_factor, double floor, Checked& stats) {
+                  double torch_factor, double l2_guard, Checked& stats) {
   auto a = hw1::SafeTensors::read(ours);
   auto e = hw1::SafeTensors::read(expected);
   auto t = hw1::SafeTensors::read(torch32);
@@ -60,9 +71,16 @@ void compare_file(const std::string& ours, const std::string& expected, const st
                             "shape " << hw1::shape_str(x.shape()) << " vs reference " << hw1::shape_str(r.shape()));
       const double rel = rel_error(x, r);
       const double torch_rel = rel_error(t.tensor<double>(name), r);
-      const double allowed = std::max({bound, torch_factor * torch_rel, floor});
-      BOOST_CHECK_MESSAGE(rel <= allowed, name << ": relative error " << rel << " > allowed " << allowed
-                                               << " (PyTorch float32: " << torch_rel << ")");
+      if (l2_guard > 0) {
+        const double l2 = l2_rel_error(x, r);
+        BOOST_CHECK_MESSAGE(l2 <= l2_guard, name << ": L2 relative error " << l2 << " > " << l2_guard
+                                                 << " (max-abs relative " << rel << ", PyTorch's " << torch_rel << ")");
+        stats.worst_l2 = std::max(stats.worst_l2, l2);
+      } else {
+        const double allowed = std::max(bound, torch_factor * torch_rel);
+        BOOST_CHECK_MESSAGE(rel <= allowed, name << ": relative error " << rel << " > allowed " << allowed
+                                                 << " (PyTorch float32: " << torch_rel << ")");
+      }
       ++stats.count;
       if (rel >= stats.worst_rel) stats.worst_rel = rel, stats.worst_name = name;
     }
@@ -96,9 +114,9 @@ BOOST_AUTO_TEST_CASE(matches_torchvision) {
     compare_file(dir + "/hw1_output_" + dtype + ".safetensors", dir + "/expected_output.safetensors",
                  dir + "/torch32_output.safetensors", 1e-4, f64 ? 0 : (train ? 4 : 0), 0, out);
     compare_file(dir + "/hw1_grads_" + dtype + ".safetensors", dir + "/expected_grads.safetensors",
-                 dir + "/torch32_grads.safetensors", 1e-3, f64 ? 0 : 4, f64 ? 0 : 0.5, grads);
+                 dir + "/torch32_grads.safetensors", 1e-3, 0, f64 ? 0 : 0.2, grads);
     std::cout << model << " " << mode << " " << dtype << ": " << out.count << " outputs, worst " << out.worst_name
               << " rel " << out.worst_rel << "; " << grads.count << " gradients, worst " << grads.worst_name << " rel "
-              << grads.worst_rel << std::endl;
+              << grads.worst_rel << (f64 ? "" : ", worst L2 relative " + std::to_string(grads.worst_l2)) << std::endl;
   }
 }
