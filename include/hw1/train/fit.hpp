@@ -1,0 +1,338 @@
+// The epoch loop both trainers share: train, validate, checkpoint, log, plot, resume. Generic over the network
+// (any hw1 Model) and the task, which says how one batch is trained and evaluated:
+//   double train_step(Net&, const TrainBatch&);  // forward + loss + backward into zeroed grads; returns mean loss
+//   void eval_begin();
+//   double eval_batch(Net&, const ValBatch&);    // eval-mode forward; accumulates the metric; returns mean loss
+//   double eval_metric() const;
+//   void epoch_end(Net&, int epoch);             // optional (prediction snapshots)
+//
+// Exact resume: the data order and augmentation are functions of (seed, epoch, index), dropout masks of (seed,
+// global step), the learning rate of the global step, and the rest of the state (weights, batch-norm statistics,
+// optimizer moments and step) is in the run directory. An epoch's files are written in the order epoch-NNN,
+// best, metrics.csv, curves.png, extras, and optimizer.safetensors LAST: optimizer.safetensors names the epoch
+// whose checkpoint is complete, so a crash (or Ctrl-C) anywhere leaves a state that --resume repeats exactly.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hw1/data/loader.hpp"
+#include "hw1/plot/plot.hpp"
+#include "hw1/train/checkpoint.hpp"
+#include "hw1/train/cli.hpp"
+#include "hw1/train/optimizer.hpp"
+#include "hw1/train/progress.hpp"
+#include "hw1/train/schedule.hpp"
+
+namespace hw1 {
+
+// ---- run.json: the options a run was started with, restored by --resume ------------------------------------
+
+struct RunArgs {
+  Cli cli;                        // the effective options
+  std::vector<std::string> args;  // the same, as stored in run.json
+  std::string run_dir;
+  bool resume = false;
+};
+
+namespace detail {
+inline Cli make_cli(const std::string& program, const std::vector<std::string>& args, const std::set<std::string>& options,
+                    const std::set<std::string>& flags, const std::string& usage) {
+  std::vector<std::string> a{program};
+  a.insert(a.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : a) argv.push_back(s.data());
+  return Cli(int(argv.size()), argv.data(), options, flags, usage);
+}
+inline bool same_path(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
+}
+}  // namespace detail
+
+// Parses the command line. A new run needs --out; `--resume RUN_DIR` restores the options of RUN_DIR/run.json,
+// where options in `free_on_resume` (e.g. --epochs) may take new values and any other option given must repeat
+// the original value. `options` must hold --out and --resume; `flags` --force.
+inline RunArgs parse_run_args(const std::string& program, int argc, char** argv, const std::set<std::string>& options,
+                              const std::set<std::string>& flags, const std::string& usage,
+                              const std::set<std::string>& free_on_resume = {"--epochs", "--workers"}) {
+  std::vector<std::string> given_args(argv + 1, argv + argc);
+  Cli given = detail::make_cli(program, given_args, options, flags, usage);
+  if (!given.has("--resume")) {
+    const std::string dir = given.required("--out");
+    return {given, given_args, dir, false};
+  }
+  const std::string dir = given.str("--resume");
+  if (given.has("--out") && !detail::same_path(given.str("--out"), dir))
+    throw UsageError("--out " + given.str("--out") + " and --resume " + dir + " name different run directories");
+  const std::string json_path = (std::filesystem::path(dir) / "run.json").string();
+  std::ifstream f(json_path);
+  if (!f) throw Error(dir + ": not a run directory to resume (no run.json; was it written by " + program + "?)");
+  nlohmann::json j;
+  std::vector<std::string> orig;
+  try {
+    j = nlohmann::json::parse(f);
+    orig = j.at("args").get<std::vector<std::string>>();
+  } catch (const std::exception& e) {
+    throw Error(json_path + ": corrupt run description (" + e.what() + ")");
+  }
+  if (j.value("program", "") != program)
+    throw Error(dir + ": is a run of " + j.value("program", std::string("another program")) + ", not of " + program);
+  Cli before = detail::make_cli(program, orig, options, flags, usage);
+  for (const auto& k : options) {
+    if (k == "--resume" || k == "--out" || free_on_resume.count(k) || !given.has(k)) continue;
+    if (!before.has(k) || before.all(k) != given.all(k))
+      throw UsageError("--resume: " + k + " " + given.str(k) + " differs from the run's " +
+                       (before.has(k) ? k + " " + before.str(k) : "default") +
+                       "; a resumed run keeps its options (only " + [&] {
+                         std::string s;
+                         for (const auto& x : free_on_resume) s += (s.empty() ? "" : ", ") + x;
+                         return s;
+                       }() + " may change)");
+  }
+  for (const auto& k : flags)
+    if (k != "--force" && given.flag(k) && !before.flag(k))
+      throw UsageError("--resume: " + k + " was not set when the run started; a resumed run keeps its options");
+  // Effective arguments: the original ones with the free options replaced by the values given now.
+  std::vector<std::string> args;
+  for (std::size_t i = 0; i < orig.size(); ++i) {
+    if (free_on_resume.count(orig[i]) && given.has(orig[i]) && i + 1 < orig.size()) {
+      ++i;
+      continue;
+    }
+    args.push_back(orig[i]);
+  }
+  for (const auto& k : free_on_resume)
+    if (given.has(k)) args.insert(args.end(), {k, given.str(k)});
+  return {detail::make_cli(program, args, options, flags, usage), args, dir, true};
+}
+
+inline void write_run_json(const std::string& program, const RunArgs& r) {
+  nlohmann::json j{{"program", program}, {"args", r.args}};
+  write_text_atomic((std::filesystem::path(r.run_dir) / "run.json").string(), j.dump(2) + "\n");
+}
+
+// --force: removes what an earlier run of a trainer left in `dir` (and nothing else), so stale epochs of a
+// longer run cannot mix with the new one.
+inline void clear_run_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    const bool ours = n == "run.json" || n == "best.safetensors" || n == "optimizer.safetensors" ||
+                      n == "metrics.csv" || n == "curves.png" ||
+                      (n.starts_with("epoch-") && n.ends_with(".safetensors")) || n.ends_with(".tmp");
+    if (ours && e.is_regular_file()) fs::remove(e.path(), ec);
+    if (n == "snapshots" && e.is_directory())
+      for (const auto& s : fs::directory_iterator(e.path(), ec))
+        if (s.path().filename().string().starts_with("epoch-")) fs::remove(s.path(), ec);
+  }
+}
+
+// --init-weights: loads every tensor of `path` whose name and shape fit, lists the ones skipped. A file that is
+// an hw1 checkpoint of another network, or that fits nothing at all, is an error.
+template <class Net>
+void init_weights(Net& net, const std::string& path, const std::string& model, std::ostream& out = std::cout) {
+  SafeTensors f = SafeTensors::read(path);
+  if (f.metadata.count("format")) CheckpointInfo::from(f).expect_model({model}, path);
+  const LoadReport r = net.load(f, {.strict = false});
+  if (r.loaded.empty())
+    throw Error(path + ": none of its " + std::to_string(f.names().size()) + " tensors fits " + model +
+                " (no name in common; is it the weights of another network?)");
+  out << "init-weights " << path << ": loaded " << r.loaded.size() << " tensors";
+  if (r.mismatched.empty() && r.unexpected.empty() && r.missing.empty()) out << " (all)";
+  out << "\n";
+  for (const auto& s : r.mismatched) out << "  skipped (shape differs): " << s << "\n";
+  for (const auto& s : r.unexpected) out << "  skipped (not in the model): " << s << "\n";
+  for (const auto& s : r.missing) out << "  not in the file (kept initial value): " << s << "\n";
+}
+
+// ---- the loop -------------------------------------------------------------------------------------------------
+
+struct FitConfig {
+  std::string run_dir;
+  int epochs = 1;
+  std::uint64_t seed = 0;
+  bool resume = false;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  CheckpointInfo info;  // model, classes, preprocessing, metric_name; epoch and metric are filled in per epoch
+  double chance = 0;    // the metric of the best constant prediction, printed next to the result
+  std::ostream* out = &std::cout;
+};
+
+struct FitResult {
+  double best_metric = std::numeric_limits<double>::quiet_NaN();
+  int best_epoch = 0, last_epoch = 0;
+  bool interrupted = false;
+};
+
+namespace detail {
+inline std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+inline std::string meta(const SafeTensors& f, const char* k) {
+  auto it = f.metadata.find(k);
+  if (it == f.metadata.end()) throw Error(f.path() + ": has no '" + std::string(k) + "' entry; not written by a trainer");
+  return it->second;
+}
+}  // namespace detail
+
+template <class Net, class TrainSet, class ValSet, class Task>
+FitResult fit(Net& net, Loader<TrainSet>& train, Loader<ValSet>& val, Task& task, FitConfig cfg) {
+  namespace fs = std::filesystem;
+  std::ostream& out = *cfg.out;
+  const fs::path dir(cfg.run_dir);
+  const auto file = [&](const std::string& n) { return (dir / n).string(); };
+  const std::string metric = cfg.info.metric_name;
+  auto& values = net.params().values();
+  auto& grads = net.params().grads();
+  auto opt = make_optimizer(cfg.optimizer);
+
+  FitResult res;
+  std::int64_t step = 0;
+  int start = 1;
+  MetricsLog log{{"epoch", "train_loss", "val_loss", metric, "lr", "seconds", "images_per_s"}, {}};
+
+  if (cfg.resume && fs::exists(file("optimizer.safetensors"))) {
+    const SafeTensors st = SafeTensors::read(file("optimizer.safetensors"));
+    if (detail::meta(st, "model") != cfg.info.model)
+      throw Error(st.path() + ": belongs to a " + detail::meta(st, "model") + " run, this run trains " + cfg.info.model);
+    int done = 0;
+    try {
+      done = std::stoi(detail::meta(st, "epoch"));
+      step = std::stoll(detail::meta(st, "global_step"));
+      res.best_epoch = std::stoi(detail::meta(st, "best_epoch"));
+      res.best_metric = std::stod(detail::meta(st, "best_metric"));
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error(st.path() + ": corrupt run state (" + e.what() + ")");
+    }
+    const SafeTensors ck = SafeTensors::read(file(epoch_file(done)));
+    const CheckpointInfo ci = CheckpointInfo::from(ck);
+    ci.expect_model({cfg.info.model}, ck.path());
+    if (ci.num_classes != cfg.info.num_classes || ci.aux_loss != cfg.info.aux_loss || ci.epoch != done)
+      throw Error(ck.path() + ": checkpoint of epoch " + std::to_string(ci.epoch) + " with " +
+                  std::to_string(ci.num_classes) + " classes" + (ci.aux_loss ? " and the auxiliary head" : "") +
+                  " does not match this run (epoch " + std::to_string(done) + ", " +
+                  std::to_string(cfg.info.num_classes) + " classes)");
+    net.load(ck);
+    opt->load_state(st, values.size());
+    if (fs::exists(file("metrics.csv"))) log = MetricsLog::read(file("metrics.csv"), done);
+    start = done + 1;
+    out << "resuming " << cfg.run_dir << " after epoch " << done << " (global step " << step << ")\n";
+  }
+
+  const std::int64_t total_steps = std::int64_t(cfg.epochs) * std::int64_t(train.num_batches());
+  for (int epoch = start; epoch <= cfg.epochs; ++epoch) {
+    // -- train
+    train.start_epoch(std::uint64_t(epoch - 1));
+    net.train(true);
+    net.set_record(true);
+    net.set_seed(cfg.seed);
+    const std::string tag = "epoch " + std::to_string(epoch) + "/" + std::to_string(cfg.epochs);
+    ProgressBar bar(tag + " train", train.dataset().size());
+    double loss_sum = 0, lr = 0;
+    std::size_t seen = 0;
+    while (auto batch = train.next()) {
+      if (g_interrupted) return res.interrupted = true, res;
+      lr = learning_rate(cfg.schedule, cfg.optimizer.lr, step, total_steps);
+      net.zero_grad();
+      net.set_step(std::uint64_t(step));
+      const double loss = task.train_step(net, *batch);
+      if (!std::isfinite(loss))
+        throw Error("the training loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) +
+                    ", step " + std::to_string(step) + " (lr " + detail::fmt("%g", lr) +
+                    "); lower --lr or add --warmup-steps. The files of epoch " + std::to_string(epoch - 1) +
+                    " are intact");
+      opt->step(values.data(), grads.data(), values.size(), lr);
+      ++step;
+      const std::size_t n = batch->names.size();
+      loss_sum += loss * double(n);
+      seen += n;
+      bar.update(seen + train.skipped(), "loss " + detail::fmt("%.4f", loss_sum / double(seen)) + " lr " +
+                                             detail::fmt("%.3g", lr));
+    }
+    if (g_interrupted) return res.interrupted = true, res;
+    const double train_seconds = bar.seconds();
+    const std::size_t skipped = train.skipped();
+    bar.finish("loss " + detail::fmt("%.4f", seen ? loss_sum / double(seen) : 0.0));
+    if (seen == 0) throw Error("epoch " + std::to_string(epoch) + ": every training sample was skipped as unreadable");
+
+    // -- validate
+    net.train(false);
+    net.set_record(false);
+    task.eval_begin();
+    val.start_epoch(0);
+    ProgressBar vbar(tag + " val  ", val.dataset().size());
+    double vloss_sum = 0;
+    std::size_t vseen = 0;
+    while (auto batch = val.next()) {
+      if (g_interrupted) return res.interrupted = true, res;
+      const std::size_t n = batch->names.size();
+      vloss_sum += task.eval_batch(net, *batch) * double(n);
+      vseen += n;
+      vbar.update(vseen + val.skipped(), "loss " + detail::fmt("%.4f", vloss_sum / double(vseen)));
+    }
+    if (g_interrupted) return res.interrupted = true, res;
+    vbar.finish("loss " + detail::fmt("%.4f", vseen ? vloss_sum / double(vseen) : 0.0));
+    const double m = task.eval_metric(), val_loss = vseen ? vloss_sum / double(vseen) : std::nan("");
+
+    // -- write, optimizer state last
+    cfg.info.epoch = epoch;
+    cfg.info.metric = m;
+    save_checkpoint(file(epoch_file(epoch)), net, cfg.info);
+    const bool improved = res.best_epoch == 0 || m > res.best_metric || (std::isnan(res.best_metric) && !std::isnan(m));
+    if (improved) {
+      res.best_metric = m;
+      res.best_epoch = epoch;
+      save_checkpoint(file("best.safetensors"), net, cfg.info);
+    }
+    const double secs = train_seconds + vbar.seconds();
+    log.rows.push_back({double(epoch), seen ? loss_sum / double(seen) : 0.0, val_loss, m, lr, secs,
+                        double(seen) / train_seconds});
+    log.write(file("metrics.csv"));
+    std::vector<std::vector<double>> curve_rows;
+    for (const auto& r : log.rows) curve_rows.push_back({r[0], r[1], r[2], r[3]});
+    plot_training_curves(file("curves.png"), {"epoch", "train_loss", "val_loss", metric}, curve_rows, "epoch");
+    if constexpr (requires { task.epoch_end(net, epoch); }) task.epoch_end(net, epoch);
+    SafeTensorsWriter w;
+    opt->save_state(w);
+    w.metadata["model"] = cfg.info.model;
+    w.metadata["epoch"] = std::to_string(epoch);
+    w.metadata["global_step"] = std::to_string(step);
+    w.metadata["best_epoch"] = std::to_string(res.best_epoch);
+    w.metadata["best_metric"] = detail::fmt("%.17g", res.best_metric);
+    w.write(file("optimizer.safetensors"));
+
+    out << tag << "  train_loss " << detail::fmt("%.4f", log.rows.back()[1]) << "  val_loss "
+        << detail::fmt("%.4f", val_loss) << "  " << metric << " " << detail::fmt("%.4f", m) << (improved ? " *" : "")
+        << "  lr " << detail::fmt("%.3g", lr) << "  " << detail::fmt("%.1f", double(seen) / train_seconds)
+        << " img/s  " << detail::fmt("%.1f", secs) << " s";
+    if (skipped || val.skipped()) out << "  skipped " << skipped << " train / " << val.skipped() << " val unreadable samples";
+    out << std::endl;
+    res.last_epoch = epoch;
+  }
+  if (start > cfg.epochs) out << cfg.run_dir << ": all " << cfg.epochs << " epochs are done; pass a larger --epochs to go on\n";
+  return res;
+}
+
+// The last line of a trainer, for scripts: "best val_accuracy 0.8123 at epoch 7 (chance 0.1000)".
+inline void print_best(std::ostream& out, const std::string& metric, const FitResult& r, double chance) {
+  out << "best " << metric << " " << detail::fmt("%.4f", r.best_metric) << " at epoch " << r.best_epoch << " (chance "
+      << detail::fmt("%.4f", chance) << ")" << std::endl;
+}
+
+}  // namespace hw1
