@@ -1,0 +1,258 @@
+// Conv2d on the CPU as GEMMs: per image, Y[cout, P] = W[cout, cin*kh*kw] * im2col(X)[cin*kh*kw, P] (P = output
+// pixels). The column matrix is built one block of positions at a time, so that it stays in cache between im2col
+// and GEMM and its size is bounded at any image size; a 1x1, stride 1, unpadded conv reads X directly.
+// Parallelism: with enough (image, block) pieces each thread takes whole pieces and runs single-threaded GEMMs;
+// otherwise the pieces run in order with Eigen's threaded GEMM and im2col / col2im split over rows / channels.
+#pragma once
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "hw1/backend/cpu/gemm.hpp"
+#include "hw1/core/error.hpp"
+
+namespace hw1::cpu {
+
+struct Conv2dShape {  // PyTorch Conv2d semantics, groups = 1, NCHW, row-major
+  int n, cin, h, w;   // input
+  int cout, kh, kw;
+  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1;
+  int out_h() const { return (h + 2 * pad_h - dil_h * (kh - 1) - 1) / stride_h + 1; }
+  int out_w() const { return (w + 2 * pad_w - dil_w * (kw - 1) - 1) / stride_w + 1; }
+};
+
+namespace detail {
+
+// An image [c, h, w] read through a kh x kw window (stride, padding, dilation) at oh x ow positions is the column
+// matrix [c*kh*kw, oh*ow]. ConvTranspose2d uses the same view with its input and output swapped.
+struct ColGeom {
+  int c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;
+  Index rows() const { return Index(c) * kh * kw; }
+  Index cols() const { return Index(oh) * ow; }
+  Index plane() const { return Index(h) * w; }
+  // The window then reads the image itself: [c, h*w] already is the column matrix.
+  bool pointwise() const {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
+  }
+};
+
+inline ColGeom geom(const Conv2dShape& s) {
+  return {s.cin, s.h, s.w, s.kh, s.kw, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dil_h, s.dil_w,
+          s.out_h(), s.out_w()};
+}
+
+// Output columns [lo, hi) at which kernel column kj reads inside the image (input column ox*sw + off).
+struct Span {
+  int lo, hi, off;
+};
+inline Span valid_span(const ColGeom& g, int kj) {
+  const int off = kj * g.dw - g.pw;
+  const int lo = off >= 0 ? 0 : (-off + g.sw - 1) / g.sw;
+  const int hi = off <= g.w - 1 ? std::min(g.ow, (g.w - 1 - off) / g.sw + 1) : 0;
+  return {std::min(lo, hi), hi, off};
+}
+
+// Visits positions [p0, p1) one output row at a time: f(oy, ox0, ox1, index of (oy, ox0) within the block).
+template <class F>
+void for_out_rows(const ColGeom& g, Index p0, Index p1, F&& f) {
+  for (Index p = p0; p < p1;) {
+    const int oy = int(p / g.ow), ox0 = int(p % g.ow);
+    const int ox1 = int(std::min<Index>(g.ow, ox0 + (p1 - p)));
+    f(oy, ox0, ox1, p - p0);
+    p += ox1 - ox0;
+  }
+}
+
+// col[r][p - p0] for column-matrix rows r in [r0, r1) and positions [p0, p1); col rows are p1 - p0 long.
+template <class T>
+void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index r1, T* col) {
+  const Index m = p1 - p0;
+  for (Index r = r0; r < r1; ++r) {
+    const int kj = int(r % g.kw), ki = int(r / g.kw % g.kh);
+    const T* src = img + r / (Index(g.kh) * g.kw) * g.plane();
+    T* dst = col + r * m;
+    const Span s = valid_span(g, kj);
+    for_out_rows(g, p0, p1, [&](int oy, int ox0, int ox1, Index at) {
+      T* d = dst + at;  // d[ox - ox0] is position (oy, ox)
+      const int iy = oy * g.sh - g.ph + ki * g.dh;
+      if (iy < 0 || iy >= g.h) {
+        std::fill(d, d + (ox1 - ox0), T(0));
+        return;
+      }
+      const T* row = src + Index(iy) * g.w;
+      const int lo = std::clamp(s.lo, ox0, ox1), hi = std::clamp(s.hi, ox0, ox1);
+      std::fill(d, d + (lo - ox0), T(0));
+      if (g.sw == 1)
+        std::copy(row + lo + s.off, row + hi + s.off, d + (lo - ox0));
+      else
+        for (int ox = lo; ox < hi; ++ox) d[ox - ox0] = row[ox * g.sw + s.off];
+      std::fill(d + (hi - ox0), d + (ox1 - ox0), T(0));
+    });
+  }
+}
+
+// The adjoint of im2col: img[c] += every column entry that reads it, for channels [c0, c1). Different channels
+// touch different planes, so channel ranges may run in parallel.
+template <class T>
+void col2im(const ColGeom& g, const T* col, Index p0, Index p1, Index c0, Index c1, T* img) {
+  const Index m = p1 - p0, kk = Index(g.kh) * g.kw;
+  for (Index r = c0 * kk; r < c1 * kk; ++r) {
+    const int kj = int(r % g.kw), ki = int(r / g.kw % g.kh);
+    T* dst = img + r / kk * g.plane();
+    const T* src = col + r * m;
+    const Span s = valid_span(g, kj);
+    for_out_rows(g, p0, p1, [&](int oy, int ox0, int ox1, Index at) {
+      const int iy = oy * g.sh - g.ph + ki * g.dh;
+      if (iy < 0 || iy >= g.h) return;
+      const T* c = src + at;  // c[ox - ox0]
+      T* row = dst + Index(iy) * g.w;
+      const int lo = std::clamp(s.lo, ox0, ox1), hi = std::clamp(s.hi, ox0, ox1);
+      for (int ox = lo; ox < hi; ++ox) row[ox * g.sw + s.off] += c[ox - ox0];
+    });
+  }
+}
+
+// Positions per block: about kBlockElems column-matrix entries (1 MiB of float) stay in a core's L2 between
+// im2col and the GEMM that reads them; at least kMinCols so that a GEMM is never too thin.
+inline Index block_cols(Index rows, Index cols) {
+  constexpr Index kBlockElems = Index(1) << 18, kMinCols = 128;
+  return std::clamp(kBlockElems / std::max<Index>(rows, 1), std::min(kMinCols, cols), cols);
+}
+
+// Whether `items` independent pieces keep all threads evenly busy with one piece per thread at a time.
+inline bool split_items(Index items, int threads) {
+  return threads > 1 && items >= threads && (items % threads == 0 || items >= 4 * Index(threads));
+}
+
+// out[ch] += sum of t[img, ch, :] over images (the bias gradient), split over channels.
+template <class T>
+void add_channel_sums(const T* t, Index n, Index c, Index plane, T* out) {
+#pragma omp parallel for schedule(static) if (n * c * plane > (Index(1) << 15))
+  for (Index ch = 0; ch < c; ++ch) {
+    T s = 0;
+    for (Index i = 0; i < n; ++i) s += vec(t + (i * c + ch) * plane, plane).sum();
+    out[ch] += s;
+  }
+}
+
+inline void check_conv(const char* op, const std::string& geometry, bool ok_params, int n, int cin, int h, int w,
+                       int cout, int oh, int ow) {
+  if (n <= 0 || cin <= 0 || h <= 0 || w <= 0 || cout <= 0)
+    throw Error(std::string(op) + ": batch, channels and spatial sizes must be positive (input [" +
+                std::to_string(n) + "," + std::to_string(cin) + "," + std::to_string(h) + "," + std::to_string(w) +
+                "], " + std::to_string(cout) + " output channels).");
+  if (!ok_params)
+    throw Error(std::string(op) + ": " + geometry +
+                " is invalid: kernel, stride and dilation must be positive and padding non-negative.");
+  if (oh <= 0 || ow <= 0)
+    throw Error(std::string(op) + ": input " + std::to_string(h) + "x" + std::to_string(w) + " with " + geometry +
+                " gives an empty " + std::to_string(oh) + "x" + std::to_string(ow) +
+                " output; use a larger input, more padding or a smaller kernel / dilation.");
+}
+
+inline std::string pair_str(int a, int b) { return std::to_string(a) + "x" + std::to_string(b); }
+
+inline void check(const Conv2dShape& s) {
+  const bool ok = s.kh > 0 && s.kw > 0 && s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0 &&
+                  s.dil_h > 0 && s.dil_w > 0;
+  const std::string geometry = "kernel " + pair_str(s.kh, s.kw) + ", stride " + pair_str(s.stride_h, s.stride_w) +
+                               ", padding " + pair_str(s.pad_h, s.pad_w) + ", dilation " +
+                               pair_str(s.dil_h, s.dil_w);
+  // out_h() truncates towards zero, so a window larger than the padded input would still count one row there.
+  const bool fits_h = s.h + 2 * s.pad_h >= s.dil_h * (s.kh - 1) + 1;
+  const bool fits_w = s.w + 2 * s.pad_w >= s.dil_w * (s.kw - 1) + 1;
+  check_conv("conv2d", geometry, ok, s.n, s.cin, s.h, s.w, s.cout, !ok ? 1 : fits_h ? s.out_h() : 0,
+             !ok ? 1 : fits_w ? s.out_w() : 0);
+}
+
+}  // namespace detail
+
+// x [n,cin,h,w]; w [cout,cin,kh,kw]; bias [cout] or nullptr; y [n,cout,out_h,out_w] is overwritten.
+template <class T>
+void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  detail::check(s);
+  const detail::ColGeom g = detail::geom(s);
+  const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * g.plane(), ys = Index(s.cout) * P;
+  const Index bc = detail::block_cols(K, P), nb = (P + bc - 1) / bc, items = Index(s.n) * nb;
+  const auto W = mat(w, s.cout, K);
+  // Piece i = (image, block of positions): Y[:, p0:p0+m] = W * im2col(X)[:, p0:p0+m] + bias.
+  auto piece = [&](Index i, bool inner_parallel) {
+    const Index n = i / nb, p0 = i % nb * bc, m = std::min(P, p0 + bc) - p0;
+    const T* xn = x + n * xs;
+    auto Y = mat(y + n * ys + p0, s.cout, m, P);
+    if (g.pointwise()) {
+      gemm(Y, W, mat(xn + p0, s.cin, m, P), false);
+    } else {
+      T* col = scratch<T, 0>(std::size_t(K * m));
+#pragma omp parallel for schedule(static) if (inner_parallel)
+      for (Index r = 0; r < K; ++r) detail::im2col(g, xn, p0, p0 + m, r, r + 1, col);
+      gemm(Y, W, mat(static_cast<const T*>(col), K, m), false);
+    }
+    if (bias) Y.colwise() += vec(bias, s.cout);
+  };
+  if (detail::split_items(items, max_threads())) {
+#pragma omp parallel for schedule(static)
+    for (Index i = 0; i < items; ++i) piece(i, false);
+  } else {
+    for (Index i = 0; i < items; ++i) piece(i, true);
+  }
+}
+
+// dy [n,cout,out_h,out_w]. dx is overwritten (nullptr: skip). dw [cout,cin,kh,kw] and db [cout] are accumulated
+// (+=); nullptr skips each. dW += dY * im2col(X)^T; dX = col2im(W^T * dY).
+template <class T>
+void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
+  detail::check(s);
+  const detail::ColGeom g = detail::geom(s);
+  const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * g.plane(), ys = Index(s.cout) * P;
+  const Index bc = detail::block_cols(K, P), nw = Index(s.cout) * K;
+  if (db) detail::add_channel_sums(dy, s.n, s.cout, P, db);
+  if (!dx && !dw) return;
+  const auto W = mat(w, s.cout, K);
+  // One image, block by block; dW is where weight gradients accumulate (a thread's partial sum, or dw).
+  // col2im scatters across blocks, so an image is the unit of work that threads may split.
+  auto image = [&](Index n, T* dW, bool inner_parallel) {
+    const T* xn = x + n * xs;
+    T* dxn = dx ? dx + n * xs : nullptr;
+    if (dxn && !g.pointwise()) std::fill_n(dxn, xs, T(0));
+    for (Index p0 = 0; p0 < P; p0 += bc) {
+      const Index m = std::min(P, p0 + bc) - p0;
+      const auto dY = mat(dy + n * ys + p0, s.cout, m, P);
+      if (g.pointwise()) {
+        if (dW) gemm(mat(dW, s.cout, K), dY, mat(xn + p0, s.cin, m, P).transpose(), true);
+        if (dxn) gemm(mat(dxn + p0, s.cin, m, P), W.transpose(), dY, false);
+        continue;
+      }
+      T* col = scratch<T, 0>(std::size_t(K * m));
+      if (dW) {
+#pragma omp parallel for schedule(static) if (inner_parallel)
+        for (Index r = 0; r < K; ++r) detail::im2col(g, xn, p0, p0 + m, r, r + 1, col);
+        gemm(mat(dW, s.cout, K), dY, mat(static_cast<const T*>(col), K, m).transpose(), true);
+      }
+      if (dxn) {
+        gemm(mat(col, K, m), W.transpose(), dY, false);
+#pragma omp parallel for schedule(static) if (inner_parallel)
+        for (Index c = 0; c < s.cin; ++c) detail::col2im(g, static_cast<const T*>(col), p0, p0 + m, c, c + 1, dxn);
+      }
+    }
+  };
+  if (detail::split_items(s.n, max_threads())) {
+    std::vector<T*> partial(std::size_t(max_threads()), nullptr);
+#pragma omp parallel
+    {
+      T* mine = nullptr;
+      if (dw) {
+        mine = scratch<T, 1>(std::size_t(nw));
+        std::fill_n(mine, nw, T(0));
+        partial[std::size_t(thread_id())] = mine;
+      }
+#pragma omp for schedule(static)
+      for (Index n = 0; n < s.n; ++n) image(n, mine, false);
+      if (dw) reduce_partials(partial, dw, nw);
+    }
+  } else {
+    for (Index n = 0; n < s.n; ++n) image(n, dw, true);
+  }
+}
+
+}  // namespace hw1::cpu

@@ -1,0 +1,130 @@
+// ConvTranspose2d on the CPU. It is the data gradient of the Conv2d that maps its output [cout, out_h, out_w] to
+// its input [cin, h, w], so it reuses that conv's column view with the roles swapped: forward is
+// col2im(W^T * X) (columns on the input grid scatter into the output image), backward reads im2col(dY):
+// dX = W * im2col(dY), dW += X * im2col(dY)^T. Parallelism follows conv2d.hpp.
+#pragma once
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "hw1/backend/cpu/conv2d.hpp"
+
+namespace hw1::cpu {
+
+struct ConvTranspose2dShape {  // PyTorch ConvTranspose2d semantics, groups = 1
+  int n, cin, h, w;            // input
+  int cout, kh, kw;
+  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, out_pad_h = 0, out_pad_w = 0, dil_h = 1, dil_w = 1;
+  int out_h() const { return (h - 1) * stride_h - 2 * pad_h + dil_h * (kh - 1) + out_pad_h + 1; }
+  int out_w() const { return (w - 1) * stride_w - 2 * pad_w + dil_w * (kw - 1) + out_pad_w + 1; }
+};
+
+namespace detail {
+
+// The adjoint conv's column view: image = this op's output [cout, out_h, out_w], positions = its input h x w.
+inline ColGeom geom(const ConvTranspose2dShape& s) {
+  return {s.cout, s.out_h(), s.out_w(), s.kh, s.kw, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dil_h, s.dil_w,
+          s.h, s.w};
+}
+
+inline void check(const ConvTranspose2dShape& s) {
+  const bool ok = s.kh > 0 && s.kw > 0 && s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0 &&
+                  s.dil_h > 0 && s.dil_w > 0 && s.out_pad_h >= 0 && s.out_pad_w >= 0;
+  const std::string geometry = "kernel " + pair_str(s.kh, s.kw) + ", stride " + pair_str(s.stride_h, s.stride_w) +
+                               ", padding " + pair_str(s.pad_h, s.pad_w) + ", output padding " +
+                               pair_str(s.out_pad_h, s.out_pad_w) + ", dilation " + pair_str(s.dil_h, s.dil_w);
+  check_conv("conv_transpose2d", geometry, ok, s.n, s.cin, s.h, s.w, s.cout, ok ? s.out_h() : 1,
+             ok ? s.out_w() : 1);
+  // PyTorch's rule: beyond it, output rows would exist that no input position reaches.
+  if ((s.out_pad_h >= s.stride_h && s.out_pad_h >= s.dil_h) || (s.out_pad_w >= s.stride_w && s.out_pad_w >= s.dil_w))
+    throw Error("conv_transpose2d: " + geometry +
+                " is invalid: output padding must be smaller than either the stride or the dilation.");
+}
+
+}  // namespace detail
+
+// x [n,cin,h,w]; w [cin,cout,kh,kw] (PyTorch's layout); bias [cout] or nullptr; y [n,cout,out_h,out_w] is
+// overwritten.
+template <class T>
+void conv_transpose2d_forward(const ConvTranspose2dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  detail::check(s);
+  const detail::ColGeom g = detail::geom(s);
+  const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * P, ys = Index(s.cout) * g.plane();
+  const Index bc = detail::block_cols(K, P);
+  const auto Wm = mat(w, s.cin, K);
+  // col2im scatters across blocks, so an image is the unit of work that threads may split.
+  auto image = [&](Index n, bool inner_parallel) {
+    const T* xn = x + n * xs;
+    T* yn = y + n * ys;
+    if (!g.pointwise()) std::fill_n(yn, ys, T(0));
+    for (Index p0 = 0; p0 < P; p0 += bc) {
+      const Index m = std::min(P, p0 + bc) - p0;
+      const auto X = mat(xn + p0, s.cin, m, P);
+      if (g.pointwise()) {
+        gemm(mat(yn + p0, s.cout, m, P), Wm.transpose(), X, false);
+        continue;
+      }
+      T* col = scratch<T, 0>(std::size_t(K * m));
+      gemm(mat(col, K, m), Wm.transpose(), X, false);
+#pragma omp parallel for schedule(static) if (inner_parallel)
+      for (Index c = 0; c < s.cout; ++c) detail::col2im(g, static_cast<const T*>(col), p0, p0 + m, c, c + 1, yn);
+    }
+    if (bias) mat(yn, s.cout, g.plane()).colwise() += vec(bias, s.cout);
+  };
+  if (detail::split_items(s.n, max_threads())) {
+#pragma omp parallel for schedule(static)
+    for (Index n = 0; n < s.n; ++n) image(n, false);
+  } else {
+    for (Index n = 0; n < s.n; ++n) image(n, true);
+  }
+}
+
+// dy [n,cout,out_h,out_w]. dx is overwritten (nullptr: skip). dw [cin,cout,kh,kw] and db [cout] are accumulated
+// (+=); nullptr skips each.
+template <class T>
+void conv_transpose2d_backward(const ConvTranspose2dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
+                               T* db) {
+  detail::check(s);
+  const detail::ColGeom g = detail::geom(s);
+  const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * P, ys = Index(s.cout) * g.plane();
+  const Index bc = detail::block_cols(K, P), nb = (P + bc - 1) / bc, items = Index(s.n) * nb, nw = Index(s.cin) * K;
+  if (db) detail::add_channel_sums(dy, s.n, s.cout, g.plane(), db);
+  if (!dx && !dw) return;
+  const auto W = mat(w, s.cin, K);
+  // Piece i = (image, block of input positions); blocks of dX are disjoint, so any piece may run on any thread.
+  auto piece = [&](Index i, T* dW, bool inner_parallel) {
+    const Index n = i / nb, p0 = i % nb * bc, m = std::min(P, p0 + bc) - p0;
+    const T* dyn = dy + n * ys;
+    auto use = [&](const auto& C) {  // C = im2col(dY)[:, p0:p0+m]
+      if (dx) gemm(mat(dx + n * xs + p0, s.cin, m, P), W, C, false);
+      if (dW) gemm(mat(dW, s.cin, K), mat(x + n * xs + p0, s.cin, m, P), C.transpose(), true);
+    };
+    if (g.pointwise()) {
+      use(mat(dyn + p0, s.cout, m, P));
+      return;
+    }
+    T* col = scratch<T, 0>(std::size_t(K * m));
+#pragma omp parallel for schedule(static) if (inner_parallel)
+    for (Index r = 0; r < K; ++r) detail::im2col(g, dyn, p0, p0 + m, r, r + 1, col);
+    use(mat(static_cast<const T*>(col), K, m));
+  };
+  if (detail::split_items(items, max_threads())) {
+    std::vector<T*> partial(std::size_t(max_threads()), nullptr);
+#pragma omp parallel
+    {
+      T* mine = nullptr;
+      if (dw) {
+        mine = scratch<T, 1>(std::size_t(nw));
+        std::fill_n(mine, nw, T(0));
+        partial[std::size_t(thread_id())] = mine;
+      }
+#pragma omp for schedule(static)
+      for (Index i = 0; i < items; ++i) piece(i, mine, false);
+      if (dw) reduce_partials(partial, dw, nw);
+    }
+  } else {
+    for (Index i = 0; i < items; ++i) piece(i, dw, true);
+  }
+}
+
+}  // namespace hw1::cpu

@@ -1,0 +1,237 @@
+#define BOOST_TEST_MODULE conv2d_kernel
+#include <boost/test/unit_test.hpp>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/gradcheck.hpp"
+#include "hw1/backend/cpu/conv2d.hpp"
+
+using hw1::cpu::Conv2dShape;
+using namespace hw1::test;
+
+namespace {
+
+std::string describe(const Conv2dShape& s) {
+  std::ostringstream o;
+  o << "x[" << s.n << "," << s.cin << "," << s.h << "," << s.w << "] cout " << s.cout << " k " << s.kh << "x" << s.kw
+    << " stride " << s.stride_h << "x" << s.stride_w << " pad " << s.pad_h << "x" << s.pad_w << " dil " << s.dil_h
+    << "x" << s.dil_w;
+  return o.str();
+}
+
+// Geometries that exercise every branch: odd sizes, stride, padding, dilation 2 and 3, kernels 1/3/7, the 1x1
+// direct path, asymmetric settings, batch 1 and 3, and shapes spanning several position blocks (block edges
+// falling mid-row) on both the im2col and the direct path.
+std::vector<Conv2dShape> geometries() {
+  return {
+      {1, 3, 11, 13, 4, 3, 3},                          // odd non-square, no padding
+      {3, 2, 9, 7, 5, 3, 3, 2, 2, 1, 1},                // stride 2, padding 1, batch 3
+      {1, 3, 12, 10, 2, 3, 3, 1, 1, 2, 2, 2, 2},        // dilation 2 (DeepLab style padding = dilation)
+      {3, 2, 13, 11, 3, 3, 3, 1, 1, 3, 3, 3, 3},        // dilation 3
+      {2, 3, 17, 15, 4, 7, 7, 2, 2, 3, 3},              // ResNet stem 7x7/2 pad 3
+      {3, 5, 6, 9, 4, 1, 1},                            // 1x1 direct path, batch 3
+      {1, 4, 9, 8, 3, 1, 1, 2, 2},                      // 1x1 stride 2 (projection shortcut): im2col path
+      {3, 2, 10, 12, 3, 3, 5, 2, 1, 1, 2, 3, 1},        // asymmetric kernel, stride, padding, dilation
+      {1, 2, 5, 4, 3, 3, 3, 1, 1, 2, 2},                // padding larger than the window reach at the border
+      {2, 40, 32, 30, 3, 3, 3, 1, 1, 1, 1},             // several blocks of positions
+      {1, 300, 16, 15, 3, 1, 1},                        // several blocks on the direct 1x1 path
+  };
+}
+
+// The definition, seven loops deep.
+std::vector<double> reference(const Conv2dShape& s, const std::vector<double>& x, const std::vector<double>& w,
+                              const double* b) {
+  const int oh = s.out_h(), ow = s.out_w();
+  std::vector<double> y(std::size_t(s.n) * s.cout * oh * ow);
+  for (int n = 0; n < s.n; ++n)
+    for (int co = 0; co < s.cout; ++co)
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox) {
+          double acc = b ? b[co] : 0.0;
+          for (int ci = 0; ci < s.cin; ++ci)
+            for (int ki = 0; ki < s.kh; ++ki)
+              for (int kj = 0; kj < s.kw; ++kj) {
+                const int iy = oy * s.stride_h - s.pad_h + ki * s.dil_h, ix = ox * s.stride_w - s.pad_w + kj * s.dil_w;
+                if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
+                acc += x[((std::size_t(n) * s.cin + ci) * s.h + iy) * s.w + ix] *
+                       w[((std::size_t(co) * s.cin + ci) * s.kh + ki) * s.kw + kj];
+              }
+          y[((std::size_t(n) * s.cout + co) * oh + oy) * ow + ox] = acc;
+        }
+  return y;
+}
+
+struct Problem {
+  Conv2dShape s;
+  std::vector<double> x, w, b, g;  // g: the upstream gradient dL/dy of loss = sum(y * g)
+  explicit Problem(const Conv2dShape& sh, std::uint64_t seed) : s(sh) {
+    x = random_vector(std::size_t(s.n) * s.cin * s.h * s.w, seed);
+    w = random_vector(std::size_t(s.cout) * s.cin * s.kh * s.kw, seed + 1);
+    b = random_vector(std::size_t(s.cout), seed + 2);
+    g = random_vector(std::size_t(s.n) * s.cout * s.out_h() * s.out_w(), seed + 3);
+  }
+  std::size_t ysize() const { return g.size(); }
+  std::vector<double> forward(bool bias = true) const {
+    std::vector<double> y(ysize(), std::nan(""));
+    hw1::cpu::conv2d_forward(s, x.data(), w.data(), bias ? b.data() : nullptr, y.data());
+    return y;
+  }
+  double loss() const { return dot(g, forward().data()); }
+  struct Grads {
+    std::vector<double> dx, dw, db;
+  };
+  Grads backward() const {
+    Grads r{std::vector<double>(x.size(), std::nan("")), std::vector<double>(w.size(), 0.0),
+            std::vector<double>(b.size(), 0.0)};
+    hw1::cpu::conv2d_backward(s, x.data(), w.data(), g.data(), r.dx.data(), r.dw.data(), r.db.data());
+    return r;
+  }
+};
+
+struct OneThread {
+  int keep = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(keep); }
+};
+
+double max_rel_diff(const std::vector<double>& a, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    num = std::max(num, std::abs(a[i] - ref[i]));
+    den = std::max(den, std::abs(ref[i]));
+  }
+  return num / den;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(forward_matches_direct_loops) {
+  std::uint64_t seed = 100;
+  for (const auto& s : geometries()) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const Problem p(s, seed += 10);
+      BOOST_TEST(max_rel_diff(p.forward(true), reference(s, p.x, p.w, p.b.data())) < 1e-12);
+      BOOST_TEST(max_rel_diff(p.forward(false), reference(s, p.x, p.w, nullptr)) < 1e-12);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(gradients_match_finite_differences) {
+  std::uint64_t seed = 200;
+  for (const auto& s : geometries()) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      Problem p(s, seed += 10);
+      const auto a = p.backward();
+      // The probes run single-threaded: thousands of tiny forwards would otherwise mostly wait on OpenMP barriers.
+      const OneThread one;
+      const auto loss = [&] { return p.loss(); };
+      BOOST_TEST(relative_error(a.dx, numeric_gradient(p.x, loss, 1e-6, 300)) <= kGradTol);
+      BOOST_TEST(relative_error(a.dw, numeric_gradient(p.w, loss, 1e-6, 300)) <= kGradTol);
+      BOOST_TEST(relative_error(a.db, numeric_gradient(p.b, loss, 1e-6, 300)) <= kGradTol);
+    }
+  }
+}
+
+// dw and db accumulate (a second call adds the same gradient again); dx is overwritten whatever it held.
+BOOST_AUTO_TEST_CASE(weight_gradients_accumulate_and_dx_is_overwritten) {
+  for (const auto& s : {geometries()[1], geometries()[5]}) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const Problem p(s, 7);
+      const auto once = p.backward();
+      std::vector<double> dx(p.x.size(), 123.0), dw = random_vector(p.w.size(), 8), db = random_vector(p.b.size(), 9);
+      const auto dw0 = dw, db0 = db;
+      for (int k = 0; k < 2; ++k)
+        hw1::cpu::conv2d_backward(s, p.x.data(), p.w.data(), p.g.data(), dx.data(), dw.data(), db.data());
+      BOOST_TEST(max_rel_diff(dx, once.dx) < 1e-14);
+      for (std::size_t i = 0; i < dw.size(); ++i) BOOST_TEST(dw[i] == dw0[i] + 2 * once.dw[i], boost::test_tools::tolerance(1e-12));
+      for (std::size_t i = 0; i < db.size(); ++i) BOOST_TEST(db[i] == db0[i] + 2 * once.db[i], boost::test_tools::tolerance(1e-12));
+    }
+  }
+}
+
+// Each output may be skipped with nullptr, and the others come out the same.
+BOOST_AUTO_TEST_CASE(nullptr_skips_each_gradient) {
+  for (const auto& s : {geometries()[2], geometries()[5]}) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const Problem p(s, 11);
+      const auto all = p.backward();
+      std::vector<double> dx(p.x.size()), dw(p.w.size(), 0.0), db(p.b.size(), 0.0);
+      hw1::cpu::conv2d_backward<double>(s, p.x.data(), p.w.data(), p.g.data(), dx.data(), nullptr, nullptr);
+      BOOST_TEST(max_rel_diff(dx, all.dx) < 1e-14);
+      hw1::cpu::conv2d_backward<double>(s, p.x.data(), p.w.data(), p.g.data(), nullptr, dw.data(), nullptr);
+      BOOST_TEST(max_rel_diff(dw, all.dw) < 1e-14);
+      hw1::cpu::conv2d_backward<double>(s, p.x.data(), p.w.data(), p.g.data(), nullptr, nullptr, db.data());
+      BOOST_TEST(max_rel_diff(db, all.db) < 1e-14);
+      hw1::cpu::conv2d_backward<double>(s, p.x.data(), p.w.data(), p.g.data(), nullptr, nullptr, nullptr);
+    }
+  }
+}
+
+// The same code in float agrees with double to float's precision.
+BOOST_AUTO_TEST_CASE(float_agrees_with_double) {
+  for (const auto& s : geometries()) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const Problem p(s, 13);
+      const auto f = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+      const auto d = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+      const auto xf = f(p.x), wf = f(p.w), bf = f(p.b), gf = f(p.g);
+      std::vector<float> y(p.ysize()), dx(p.x.size()), dw(p.w.size(), 0.f), db(p.b.size(), 0.f);
+      hw1::cpu::conv2d_forward(s, xf.data(), wf.data(), bf.data(), y.data());
+      hw1::cpu::conv2d_backward(s, xf.data(), wf.data(), gf.data(), dx.data(), dw.data(), db.data());
+      const auto ref = p.backward();
+      BOOST_TEST(max_rel_diff(d(y), p.forward()) < 1e-5);
+      BOOST_TEST(max_rel_diff(d(dx), ref.dx) < 1e-5);
+      BOOST_TEST(max_rel_diff(d(dw), ref.dw) < 1e-5);
+      BOOST_TEST(max_rel_diff(d(db), ref.db) < 1e-5);
+    }
+  }
+}
+
+// Results do not depend on how the work is split: one thread (in-order pieces, threaded GEMM) and 2..4 threads
+// (pieces split across threads, per-thread weight-gradient partial sums) agree.
+BOOST_AUTO_TEST_CASE(thread_count_does_not_change_results) {
+  const int keep = omp_get_max_threads();
+  for (const auto& s : geometries()) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const Problem p(s, 17);
+      omp_set_num_threads(1);
+      const auto y1 = p.forward();
+      const auto g1 = p.backward();
+      for (int t : {2, 3, 4}) {
+        omp_set_num_threads(t);
+        const auto g = p.backward();
+        BOOST_TEST(max_rel_diff(p.forward(), y1) < 1e-13);
+        BOOST_TEST(max_rel_diff(g.dx, g1.dx) < 1e-13);
+        BOOST_TEST(max_rel_diff(g.dw, g1.dw) < 1e-13);
+        BOOST_TEST(max_rel_diff(g.db, g1.db) < 1e-13);
+      }
+    }
+  }
+  omp_set_num_threads(keep);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_shapes_throw) {
+  std::vector<double> buf(4096, 0.0);
+  const double* c = buf.data();
+  double* m = buf.data();
+  const auto run = [&](const Conv2dShape& s) { hw1::cpu::conv2d_forward(s, c, c, c, m); };
+  BOOST_CHECK_THROW(run({1, 1, 2, 2, 1, 5, 5}), hw1::Error);                // kernel larger than the input
+  BOOST_CHECK_THROW(run({1, 1, 3, 3, 1, 4, 4, 2, 2}), hw1::Error);          // truncation would claim one row
+  BOOST_CHECK_THROW(run({1, 1, 8, 8, 1, 3, 3, 1, 1, 1, 1, 5, 5}), hw1::Error);  // dilation reaches past the input
+  BOOST_CHECK_THROW(run({1, 1, 8, 8, 1, 3, 3, 0, 1}), hw1::Error);          // stride 0
+  BOOST_CHECK_THROW(run({1, 1, 8, 8, 1, 3, 3, 1, 1, -1, 0}), hw1::Error);   // negative padding
+  BOOST_CHECK_THROW(run({0, 1, 8, 8, 1, 3, 3}), hw1::Error);                // empty batch
+  BOOST_CHECK_NO_THROW(run({1, 1, 3, 3, 1, 4, 4, 2, 2, 1, 1}));             // padding makes it fit
+  try {
+    run({1, 1, 2, 2, 1, 5, 5});
+  } catch (const hw1::Error& e) {
+    BOOST_TEST(std::string(e.what()).find("larger input") != std::string::npos);
+  }
+}
