@@ -1,25 +1,26 @@
 // Parity with torchvision: runs hw1-forward on the weights, input and output gradient that
 // tests/parity/make_reference.py wrote, and holds every output and gradient tensor to PyTorch's float64 result.
 //
-// Two runs of hw1-forward over the same templates:
-//  1. --dtype float64 against PyTorch's float64 result: rel = max|hw1 - ref| / max|ref| <= 1e-4 for outputs and
-//     updated running statistics, <= 1e-3 for gradients, in eval and train mode. This is the exact check: both
-//     sides compute the same function in double precision, so any wiring, naming or math error shows.
-//  2. --dtype float32 (the product) against the same float64 truth: outputs rel <= 1e-4 in eval mode. Where
-//     float32 cannot reach the bounds whoever computes it, a tensor also passes at 4 x PyTorch's own float32 error
-//     on it (torch32_*.safetensors): train-mode outputs and running statistics, where batch norm divides by the
-//     deviation of tiny batches (2 x 3 x 2 values per channel in layer4). Gradients in float32 cross ReLU and
-//     max-pool kinks: at 2x3x67x45 ResNet101 has ~825k pre-ReLU values and float32 rounding (~1.5e-5 relative at
-//     depth) flips the sign of a few (measured: 4 in one run), each moving every gradient below it by up to its
-//     local size; PyTorch's own float32 gradients then miss float64 by 1e-2..3e-1, and which values flip differs
-//     between any two float32 implementations (measured max-abs errors up to 0.5). So float32 gradients are held
-//     to a guard on the L2 relative error, ||hw1 - ref|| / ||ref|| <= 0.2 (measured: at most 0.072), which a few
-//     flips barely move while a missing, mis-scaled or mis-signed gradient gives >= 0.5; run 1 is the exact check.
+// Two runs of hw1-forward over the same templates, both against PyTorch's float64 result (ref), per tensor with
+// e_max = max|x - ref| / max|ref| and e_l2 = ||x - ref||_2 / ||ref||_2 (t_max, t_l2: the same for PyTorch's own
+// float32 run, torch32_*.safetensors):
+//  1. --dtype float64, the exact check: e_max <= 1e-4 for outputs and updated running statistics, e_max <= 1e-3 for
+//     gradients, eval and train. Both sides compute the same function in double precision, so any wiring, naming
+//     or math error shows (measured errors are 1e-11 or smaller).
+//  2. --dtype float32, the product (rule of tests/parity/README.md):
+//     - outputs and running statistics (continuous in the inputs): e_max <= max(1e-4, 10 t_max);
+//     - gradients are piecewise constant in the activations: float32 rounding flips the sign of a few near-zero
+//       pre-ReLU values, each flip moves the gradients below it by a discrete step, and which values flip depends
+//       on the accumulation order, so no float32 implementation can promise 1e-3 in the max norm (PyTorch's own
+//       float32 gradients miss by up to 8.5e-2). Per tensor e_l2 <= max(5e-2, 4 x max t_l2), and the median e_l2
+//       over all gradient tensors <= max(2e-2, 10 x median t_l2). A real bug gives errors of order 1.
 // Usage: parity_check -- <hw1-forward> <dir> <model> <num-classes> <eval|train>
 #define BOOST_TEST_MODULE parity
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 #include <cstdlib>
 #include <string>
 
@@ -49,44 +50,35 @@ double rel_error(const hw1::HostTensor<double>& a, const hw1::HostTensor<double>
   return r > 0 ? m / r : m;
 }
 
-struct Checked {
-  int count = 0;
-  double worst_rel = 0, worst_l2 = 0;
-  std::string worst_name;
+struct Errors {
+  std::string name;
+  double max_rel, l2_rel, torch_max_rel, torch_l2_rel;
 };
 
-// allowed = max(bound, torch_factor x PyTorch's float32 error); with l2_guard > 0 the tensor is instead held to
-// l2_rel_error <= l2_guard (float32 gradients, see the top of this file).
-void compare_file(const std::string& ours, const std::string& expected, const std::string& torch32, double bound,
-                  double torch_factor, double l2_guard, Checked& stats) {
+// Every reference tensor must be in `ours` with its shape, and every tensor in `ours` must have a reference.
+std::vector<Errors> measure(const std::string& ours, const std::string& expected, const std::string& torch32) {
   auto a = hw1::SafeTensors::read(ours);
   auto e = hw1::SafeTensors::read(expected);
   auto t = hw1::SafeTensors::read(torch32);
+  std::vector<Errors> out;
   for (const auto& name : e.names()) {
     BOOST_TEST_CONTEXT(ours << ": " << name) {
       BOOST_REQUIRE_MESSAGE(a.has(name), "hw1 did not write tensor " << name);
       auto x = a.tensor<double>(name);
       auto r = e.tensor<double>(name);
+      auto p = t.tensor<double>(name);
       BOOST_REQUIRE_MESSAGE(x.shape() == r.shape(),
                             "shape " << hw1::shape_str(x.shape()) << " vs reference " << hw1::shape_str(r.shape()));
-      const double rel = rel_error(x, r);
-      const double torch_rel = rel_error(t.tensor<double>(name), r);
-      if (l2_guard > 0) {
-        const double l2 = l2_rel_error(x, r);
-        BOOST_CHECK_MESSAGE(l2 <= l2_guard, name << ": L2 relative error " << l2 << " > " << l2_guard
-                                                 << " (max-abs relative " << rel << ", PyTorch's " << torch_rel << ")");
-        stats.worst_l2 = std::max(stats.worst_l2, l2);
-      } else {
-        const double allowed = std::max(bound, torch_factor * torch_rel);
-        BOOST_CHECK_MESSAGE(rel <= allowed, name << ": relative error " << rel << " > allowed " << allowed
-                                                 << " (PyTorch float32: " << torch_rel << ")");
-      }
-      ++stats.count;
-      if (rel >= stats.worst_rel) stats.worst_rel = rel, stats.worst_name = name;
+      out.push_back({name, rel_error(x, r), l2_rel_error(x, r), rel_error(p, r), l2_rel_error(p, r)});
     }
   }
-  // and nothing trainable is left unchecked: every hw1 tensor has a reference
   for (const auto& name : a.names()) BOOST_CHECK_MESSAGE(e.has(name), ours << ": no reference for " << name);
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 }  // namespace
@@ -110,13 +102,37 @@ BOOST_AUTO_TEST_CASE(matches_torchvision) {
     BOOST_TEST_MESSAGE(cmd);
     BOOST_REQUIRE_EQUAL(std::system(cmd.c_str()), 0);
     const bool f64 = dtype == "float64";
-    Checked out, grads;
-    compare_file(dir + "/hw1_output_" + dtype + ".safetensors", dir + "/expected_output.safetensors",
-                 dir + "/torch32_output.safetensors", 1e-4, f64 ? 0 : (train ? 4 : 0), 0, out);
-    compare_file(dir + "/hw1_grads_" + dtype + ".safetensors", dir + "/expected_grads.safetensors",
-                 dir + "/torch32_grads.safetensors", 1e-3, 0, f64 ? 0 : 0.2, grads);
-    std::cout << model << " " << mode << " " << dtype << ": " << out.count << " outputs, worst " << out.worst_name
-              << " rel " << out.worst_rel << "; " << grads.count << " gradients, worst " << grads.worst_name << " rel "
-              << grads.worst_rel << (f64 ? "" : ", worst L2 relative " + std::to_string(grads.worst_l2)) << std::endl;
+    auto outs = measure(dir + "/hw1_output_" + dtype + ".safetensors", dir + "/expected_output.safetensors",
+                        dir + "/torch32_output.safetensors");
+    auto grads = measure(dir + "/hw1_grads_" + dtype + ".safetensors", dir + "/expected_grads.safetensors",
+                         dir + "/torch32_grads.safetensors");
+    double worst_out = 0, worst_grad = 0, worst_l2 = 0, max_t_l2 = 0;
+    std::vector<double> l2, t_l2;
+    for (const auto& o : outs) {
+      const double allowed = f64 ? 1e-4 : std::max(1e-4, 10 * o.torch_max_rel);
+      BOOST_CHECK_MESSAGE(o.max_rel <= allowed, dtype << " " << o.name << ": relative error " << o.max_rel
+                                                      << " > allowed " << allowed);
+      worst_out = std::max(worst_out, o.max_rel);
+    }
+    for (const auto& g : grads) {
+      l2.push_back(g.l2_rel);
+      t_l2.push_back(g.torch_l2_rel);
+      max_t_l2 = std::max(max_t_l2, g.torch_l2_rel);
+      worst_grad = std::max(worst_grad, g.max_rel);
+      worst_l2 = std::max(worst_l2, g.l2_rel);
+      if (f64) BOOST_CHECK_MESSAGE(g.max_rel <= 1e-3, "float64 " << g.name << ": relative error " << g.max_rel);
+    }
+    if (!f64) {
+      const double per_tensor = std::max(5e-2, 4 * max_t_l2), for_median = std::max(2e-2, 10 * median(t_l2));
+      for (const auto& g : grads)
+        BOOST_CHECK_MESSAGE(g.l2_rel <= per_tensor, "float32 " << g.name << ": L2 relative error " << g.l2_rel
+                                                               << " > allowed " << per_tensor);
+      BOOST_CHECK_MESSAGE(median(l2) <= for_median,
+                          "float32 median gradient L2 relative error " << median(l2) << " > allowed " << for_median);
+    }
+    std::cout << model << " " << mode << " " << dtype << ": " << outs.size() << " outputs, worst rel " << worst_out
+              << "; " << grads.size() << " gradients, worst rel " << worst_grad << ", worst L2 rel " << worst_l2
+              << ", median L2 rel " << median(l2) << " (PyTorch float32: worst L2 " << max_t_l2 << ", median "
+              << median(t_l2) << ")" << std::endl;
   }
 }
