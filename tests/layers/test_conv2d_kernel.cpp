@@ -40,10 +40,11 @@ std::vector<Conv2dShape> geometries() {
       {1, 4, 9, 8, 3, 1, 1, 2, 2},                      // 1x1 stride 2 (projection shortcut): im2col path
       {3, 2, 10, 12, 3, 3, 5, 2, 1, 1, 2, 3, 1},        // asymmetric kernel, stride, padding, dilation
       {1, 2, 5, 4, 3, 3, 3, 1, 1, 2, 2},                // padding larger than the window reach at the border
-      {2, 40, 32, 30, 3, 3, 3, 1, 1, 1, 1},             // several blocks of positions
-      {1, 300, 16, 15, 3, 1, 1},                        // several blocks on the direct 1x1 path
+      {2, 64, 32, 32, 3, 3, 3, 1, 1, 1, 1},             // several blocks of positions
+      {1, 1024, 16, 40, 3, 1, 1},                       // several blocks on the direct 1x1 path
   };
 }
+constexpr int kMultiBlock = 2;  // the last geometries span several blocks
 
 // The definition, seven loops deep.
 std::vector<double> reference(const Conv2dShape& s, const std::vector<double>& x, const std::vector<double>& w,
@@ -123,6 +124,14 @@ BOOST_AUTO_TEST_CASE(forward_matches_direct_loops) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(block_geometries_span_several_blocks) {
+  const auto all = geometries();
+  for (auto it = all.end() - kMultiBlock; it != all.end(); ++it) {
+    const auto g = hw1::cpu::detail::geom(*it);
+    BOOST_TEST(hw1::cpu::detail::block_cols(g.rows(), g.cols()) < g.cols(), describe(*it));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(gradients_match_finite_differences) {
   std::uint64_t seed = 200;
   for (const auto& s : geometries()) {
@@ -145,13 +154,16 @@ BOOST_AUTO_TEST_CASE(weight_gradients_accumulate_and_dx_is_overwritten) {
     BOOST_TEST_CONTEXT(describe(s)) {
       const Problem p(s, 7);
       const auto once = p.backward();
-      std::vector<double> dx(p.x.size(), 123.0), dw = random_vector(p.w.size(), 8), db = random_vector(p.b.size(), 9);
+      std::vector<double> dx(p.x.size(), 123.0), dw = random_vector(p.w.size(), 8);
+      std::vector<double> db = random_vector(p.b.size(), 9);
       const auto dw0 = dw, db0 = db;
       for (int k = 0; k < 2; ++k)
         hw1::cpu::conv2d_backward(s, p.x.data(), p.w.data(), p.g.data(), dx.data(), dw.data(), db.data());
       BOOST_TEST(max_rel_diff(dx, once.dx) < 1e-14);
-      for (std::size_t i = 0; i < dw.size(); ++i) BOOST_TEST(dw[i] == dw0[i] + 2 * once.dw[i], boost::test_tools::tolerance(1e-12));
-      for (std::size_t i = 0; i < db.size(); ++i) BOOST_TEST(db[i] == db0[i] + 2 * once.db[i], boost::test_tools::tolerance(1e-12));
+      for (std::size_t i = 0; i < dw.size(); ++i)
+        BOOST_TEST(dw[i] == dw0[i] + 2 * once.dw[i], boost::test_tools::tolerance(1e-12));
+      for (std::size_t i = 0; i < db.size(); ++i)
+        BOOST_TEST(db[i] == db0[i] + 2 * once.db[i], boost::test_tools::tolerance(1e-12));
     }
   }
 }
@@ -194,8 +206,8 @@ BOOST_AUTO_TEST_CASE(float_agrees_with_double) {
   }
 }
 
-// Results do not depend on how the work is split: one thread (in-order pieces, threaded GEMM) and 2..4 threads
-// (pieces split across threads, per-thread weight-gradient partial sums) agree.
+// Results do not depend on how the work is split: one thread, and 2..4 threads that split either whole pieces
+// (with per-thread weight-gradient partial sums) or the channels of each piece, agree.
 BOOST_AUTO_TEST_CASE(thread_count_does_not_change_results) {
   const int keep = omp_get_max_threads();
   for (const auto& s : geometries()) {

@@ -36,10 +36,11 @@ std::vector<ConvTranspose2dShape> geometries() {
       {1, 2, 3, 3, 2, 3, 3, 1, 1, 0, 0, 1, 1, 2, 2},        // output padding >= stride but < dilation
       {1, 3, 3, 3, 3, 8, 8, 4, 4},                          // a mini FCN upscore: kernel 8, stride 4
       {3, 4, 5, 6, 3, 1, 1},                                // 1x1 direct path
-      {1, 2, 30, 30, 32, 4, 4, 2, 2, 1, 1},                 // several blocks of input positions
-      {1, 3, 10, 20, 1500, 1, 1},                           // several blocks on the direct 1x1 path
+      {1, 2, 30, 30, 64, 4, 4, 2, 2, 1, 1},                 // several blocks of input positions
+      {1, 3, 20, 30, 1100, 1, 1},                           // several blocks on the direct 1x1 path
   };
 }
+constexpr int kMultiBlock = 2;  // the last geometries span several blocks
 
 // The definition: every input pixel scatters its kernel-weighted copy into the output.
 std::vector<double> reference(const ConvTranspose2dShape& s, const std::vector<double>& x,
@@ -127,6 +128,14 @@ BOOST_AUTO_TEST_CASE(fcn_upscore_geometry) {
   BOOST_TEST(max_rel_diff(p.forward(false), reference(s, p.x, p.w, nullptr)) < 1e-12);
 }
 
+BOOST_AUTO_TEST_CASE(block_geometries_span_several_blocks) {
+  const auto all = geometries();
+  for (auto it = all.end() - kMultiBlock; it != all.end(); ++it) {
+    const auto g = hw1::cpu::detail::geom(*it);
+    BOOST_TEST(hw1::cpu::detail::block_cols(g.rows(), g.cols()) < g.cols(), describe(*it));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(gradients_match_finite_differences) {
   std::uint64_t seed = 400;
   for (const auto& s : geometries()) {
@@ -200,8 +209,8 @@ BOOST_AUTO_TEST_CASE(float_agrees_with_double) {
   }
 }
 
-// One thread (in-order pieces, threaded GEMM) and 2..4 threads (pieces split across threads, per-thread
-// weight-gradient partial sums) agree.
+// Results do not depend on how the work is split: one thread, and 2..4 threads that split either whole pieces
+// (with per-thread weight-gradient partial sums) or the channels of each piece, agree.
 BOOST_AUTO_TEST_CASE(thread_count_does_not_change_results) {
   const int keep = omp_get_max_threads();
   for (const auto& s : geometries()) {

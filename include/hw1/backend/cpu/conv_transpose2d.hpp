@@ -49,33 +49,39 @@ template <class T>
 void conv_transpose2d_forward(const ConvTranspose2dShape& s, const T* x, const T* w, const T* bias, T* y) {
   detail::check(s);
   const detail::ColGeom g = detail::geom(s);
-  const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * P, ys = Index(s.cout) * g.plane();
-  const Index bc = detail::block_cols(K, P);
-  const auto Wm = mat(w, s.cin, K);
-  // col2im scatters across blocks, so an image is the unit of work that threads may split.
-  auto image = [&](Index n, bool inner_parallel) {
-    const T* xn = x + n * xs;
-    T* yn = y + n * ys;
-    if (!g.pointwise()) std::fill_n(yn, ys, T(0));
+  const Index K = g.rows(), P = g.cols(), kk = Index(s.kh) * s.kw, plane = g.plane();
+  const Index xs = Index(s.cin) * P, ys = Index(s.cout) * plane, bc = detail::block_cols(K, P);
+  // Image n, output channels [c0, c1) (column rows [r0, r0 + nr)): Y[c0:c1] = col2im(W[:, rows]^T * X) + bias.
+  // col2im scatters across blocks, so blocks of one image stay on one thread.
+  auto image = [&](Index n, Index c0, Index c1) {
+    if (c0 >= c1) return;
+    const Index r0 = c0 * kk, nr = (c1 - c0) * kk, nc = c1 - c0;
+    T* yc = y + n * ys + c0 * plane;
+    const auto Wr = mat(w + r0, s.cin, nr, K);
+    if (!g.pointwise()) std::fill_n(yc, nc * plane, T(0));
     for (Index p0 = 0; p0 < P; p0 += bc) {
       const Index m = std::min(P, p0 + bc) - p0;
-      const auto X = mat(xn + p0, s.cin, m, P);
+      const auto X = mat(x + n * xs + p0, s.cin, m, P);
       if (g.pointwise()) {
-        gemm(mat(yn + p0, s.cout, m, P), Wm.transpose(), X, false);
+        gemm(mat(yc + p0, nc, m, P), Wr.transpose(), X, false);
         continue;
       }
-      T* col = scratch<T, 0>(std::size_t(K * m));
-      gemm(mat(col, K, m), Wm.transpose(), X, false);
-#pragma omp parallel for schedule(static) if (inner_parallel)
-      for (Index c = 0; c < s.cout; ++c) detail::col2im(g, static_cast<const T*>(col), p0, p0 + m, c, c + 1, yn);
+      T* col = scratch<T, 0>(std::size_t(nr * m));
+      gemm(mat(col, nr, m), Wr.transpose(), X, false);
+      detail::col2im(g, static_cast<const T*>(col), p0, p0 + m, c0, c1, y + n * ys);
     }
-    if (bias) mat(yn, s.cout, g.plane()).colwise() += vec(bias, s.cout);
+    if (bias) mat(yc, nc, plane).colwise() += vec(bias + c0, nc);
   };
   if (detail::split_items(s.n, max_threads())) {
 #pragma omp parallel for schedule(static)
-    for (Index n = 0; n < s.n; ++n) image(n, false);
+    for (Index n = 0; n < s.n; ++n) image(n, 0, s.cout);
   } else {
-    for (Index n = 0; n < s.n; ++n) image(n, true);
+    // Too few images: each thread owns a share of the output channels (planes no other thread writes).
+#pragma omp parallel
+    {
+      const auto [c0, c1] = detail::my_share(s.cout);
+      for (Index n = 0; n < s.n; ++n) image(n, c0, c1);
+    }
   }
 }
 
@@ -87,25 +93,25 @@ void conv_transpose2d_backward(const ConvTranspose2dShape& s, const T* x, const 
   detail::check(s);
   const detail::ColGeom g = detail::geom(s);
   const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * P, ys = Index(s.cout) * g.plane();
-  const Index bc = detail::block_cols(K, P), nb = (P + bc - 1) / bc, items = Index(s.n) * nb, nw = Index(s.cin) * K;
+  const Index bc = detail::block_cols(K, P), nb = (P + bc - 1) / bc, items = Index(s.n) * nb;
   if (db) detail::add_channel_sums(dy, s.n, s.cout, g.plane(), db);
   if (!dx && !dw) return;
-  const auto W = mat(w, s.cin, K);
-  // Piece i = (image, block of input positions); blocks of dX are disjoint, so any piece may run on any thread.
-  auto piece = [&](Index i, T* dW, bool inner_parallel) {
-    const Index n = i / nb, p0 = i % nb * bc, m = std::min(P, p0 + bc) - p0;
+  // Piece i = (image, block of input positions), input channels [c0, c1), with C = im2col(dY)[:, block]:
+  // dX[c0:c1, block] = W[c0:c1] * C and dW[c0:c1] += X[c0:c1, block] * C^T (dw itself, or a thread's partial sum).
+  auto piece = [&](Index i, Index c0, Index c1, T* dW) {
+    if (c0 >= c1) return;
+    const Index n = i / nb, p0 = i % nb * bc, m = std::min(P, p0 + bc) - p0, nc = c1 - c0;
     const T* dyn = dy + n * ys;
-    auto use = [&](const auto& C) {  // C = im2col(dY)[:, p0:p0+m]
-      if (dx) gemm(mat(dx + n * xs + p0, s.cin, m, P), W, C, false);
-      if (dW) gemm(mat(dW, s.cin, K), mat(x + n * xs + p0, s.cin, m, P), C.transpose(), true);
+    auto use = [&](const auto& C) {
+      if (dx) gemm(mat(dx + n * xs + c0 * P + p0, nc, m, P), mat(w + c0 * K, nc, K), C, false);
+      if (dW) gemm(mat(dW + c0 * K, nc, K), mat(x + n * xs + c0 * P + p0, nc, m, P), C.transpose(), true);
     };
     if (g.pointwise()) {
       use(mat(dyn + p0, s.cout, m, P));
       return;
     }
     T* col = scratch<T, 0>(std::size_t(K * m));
-#pragma omp parallel for schedule(static) if (inner_parallel)
-    for (Index r = 0; r < K; ++r) detail::im2col(g, dyn, p0, p0 + m, r, r + 1, col);
+    detail::im2col(g, dyn, p0, p0 + m, 0, K, col);
     use(mat(static_cast<const T*>(col), K, m));
   };
   if (detail::split_items(items, max_threads())) {
@@ -114,16 +120,21 @@ void conv_transpose2d_backward(const ConvTranspose2dShape& s, const T* x, const 
     {
       T* mine = nullptr;
       if (dw) {
-        mine = scratch<T, 1>(std::size_t(nw));
-        std::fill_n(mine, nw, T(0));
+        mine = scratch<T, 1>(std::size_t(s.cin * K));
+        std::fill_n(mine, s.cin * K, T(0));
         partial[std::size_t(thread_id())] = mine;
       }
 #pragma omp for schedule(static)
-      for (Index i = 0; i < items; ++i) piece(i, mine, false);
-      if (dw) reduce_partials(partial, dw, nw);
+      for (Index i = 0; i < items; ++i) piece(i, 0, s.cin, mine);
+      if (dw) reduce_partials(partial, dw, s.cin * K);
     }
   } else {
-    for (Index i = 0; i < items; ++i) piece(i, dw, true);
+    // Too few pieces: each thread owns a share of the input channels (rows of dX and dW), rebuilding the columns.
+#pragma omp parallel
+    {
+      const auto [c0, c1] = detail::my_share(s.cin);
+      for (Index i = 0; i < items; ++i) piece(i, c0, c1, dw);
+    }
   }
 }
 
