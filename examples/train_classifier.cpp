@@ -1,6 +1,7 @@
 // hw1-train-classifier: HW1 problem 1, ResNet101 on a folder of "{label}_{id}.png" images (hw1/train/fit.hpp
 // does the epoch loop, checkpoints and resume).
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
@@ -114,7 +115,10 @@ int run(int argc, char** argv) {
   hw1::ScheduleConfig sc;
   sc.name = cli.choice("--schedule", "constant", {"constant", "step", "cosine", "poly"});
   sc.warmup_steps = cli.integer("--warmup-steps", 0);
-  const std::size_t batches = (train_files.size() + std::size_t(batch) - 1) / std::size_t(batch);
+  // A last batch of one image cannot be trained in batch-norm training mode (layer4 is 1x1 at 32x32 input): drop it
+  // (the shuffle drops a different image each epoch).
+  const bool drop_last = train_files.size() > 1 && train_files.size() % std::size_t(batch) == 1;
+  const std::size_t batches = train_files.size() / std::size_t(batch) + (train_files.size() % std::size_t(batch) > 1);
   sc.step_size = double(cli.integer("--step-epochs", 5, 1)) * double(batches);
   sc.gamma = cli.real("--gamma", 0.1);
   if (sc.name != "constant" && sc.name != "step" && sc.warmup_steps >= std::int64_t(epochs) * std::int64_t(batches))
@@ -122,7 +126,9 @@ int run(int argc, char** argv) {
                           std::to_string(std::int64_t(epochs) * std::int64_t(batches)) + " steps");
 
   hw1::ResNet101<hw1::dynamic> net(k, seed);
-  if (pretrained) hw1::init_weights(net, cli.str("--init-weights"), "resnet101");
+  // A resumed run that finished an epoch takes its weights from the checkpoint instead.
+  if (pretrained && !(ra.resume && std::filesystem::exists(std::filesystem::path(ra.run_dir) / "optimizer.safetensors")))
+    hw1::init_weights(net, cli.str("--init-weights"), "resnet101");
 
   if (ra.resume) {
     std::cout << "resume " << ra.run_dir << ": options restored from run.json\n";
@@ -137,7 +143,7 @@ int run(int argc, char** argv) {
   train_aug.hflip = cli.flag("--hflip");
   train_aug.rotate_degrees = float(cli.real("--rotate", 0));
   hw1::Loader train(hw1::ClassificationDataset(std::move(train_files), train_aug),
-                    {.batch_size = std::size_t(batch), .shuffle = true, .num_workers = workers,
+                    {.batch_size = std::size_t(batch), .shuffle = true, .drop_last = drop_last, .num_workers = workers,
                      .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad});
   hw1::Loader val(hw1::ClassificationDataset(std::move(val_files), val_aug),
                   {.batch_size = std::size_t(batch), .shuffle = false, .num_workers = workers,

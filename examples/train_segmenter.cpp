@@ -230,14 +230,20 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux) 
   hw1::ScheduleConfig sc;
   sc.name = cli.choice("--schedule", "constant", {"constant", "step", "cosine", "poly"});
   sc.warmup_steps = cli.integer("--warmup-steps", 0);
-  const std::size_t batches = (train_pairs.size() + std::size_t(batch) - 1) / std::size_t(batch);
+  // A last batch of one image cannot be trained in batch-norm training mode (DeepLabv3's image pooling): drop it
+  // (the shuffle drops a different pair each epoch).
+  const bool drop_last = train_pairs.size() > 1 && train_pairs.size() % std::size_t(batch) == 1;
+  const std::size_t batches = train_pairs.size() / std::size_t(batch) + (train_pairs.size() % std::size_t(batch) > 1);
   sc.step_size = double(cli.integer("--step-epochs", 10, 1)) * double(batches);
   sc.gamma = cli.real("--gamma", 0.1);
   if (sc.name != "constant" && sc.name != "step" && sc.warmup_steps >= std::int64_t(epochs) * std::int64_t(batches))
     throw hw1::UsageError("--warmup-steps " + std::to_string(sc.warmup_steps) + " must be below the run's " +
                           std::to_string(std::int64_t(epochs) * std::int64_t(batches)) + " steps");
 
-  if (cli.has("--init-weights")) hw1::init_weights(net, cli.str("--init-weights"), model);
+  // A resumed run that finished an epoch takes its weights from the checkpoint instead.
+  if (cli.has("--init-weights") &&
+      !(ra.resume && std::filesystem::exists(std::filesystem::path(ra.run_dir) / "optimizer.safetensors")))
+    hw1::init_weights(net, cli.str("--init-weights"), model);
   if (ra.resume) {
     std::cout << "resume " << ra.run_dir << ": options restored from run.json\n";
   } else {
@@ -254,7 +260,8 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux) 
   train_aug.rot90 = cli.flag("--rot90");
   const std::size_t prefetch = std::size_t(std::max(2, workers + 1));
   hw1::Loader train(hw1::SegmentationDataset(std::move(train_pairs), train_aug),
-                    {.batch_size = std::size_t(batch), .shuffle = true, .num_workers = workers, .prefetch = prefetch,
+                    {.batch_size = std::size_t(batch), .shuffle = true, .drop_last = drop_last, .num_workers = workers,
+                     .prefetch = prefetch,
                      .seed = seed, .skip_bad = skip_bad});
   hw1::Loader val(hw1::SegmentationDataset(val_pairs, val_aug),
                   {.batch_size = std::size_t(batch), .shuffle = false, .num_workers = workers, .prefetch = prefetch,
