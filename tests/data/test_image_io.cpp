@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE image_io
 #include <boost/test/unit_test.hpp>
 
+#include "common/testing.hpp"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -48,18 +50,8 @@ std::vector<std::uint8_t> read_bytes(const std::string& path) {
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
-// The hw1::Error message of f(), or "" when it does not throw one.
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const hw1::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using hw1::test::error_of;
+using hw1::test::contains;
 
 double mean_abs_diff(const Image& a, const Image& b) {
   double s = 0;

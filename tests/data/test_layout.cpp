@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE layout
 #include <boost/test/unit_test.hpp>
 
+#include "common/testing.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -13,28 +15,9 @@ using hw1::Image;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("hw1-test-layout-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-  void touch(const std::string& name) const { std::ofstream(path / name) << "x"; }
-};
-
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const hw1::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using hw1::test::TempDir;
+using hw1::test::error_of;
+using hw1::test::contains;
 
 }  // namespace
 

@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE metrics
 #include <boost/test/unit_test.hpp>
 
+#include "common/testing.hpp"
+
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -31,16 +33,8 @@ Image row(std::initializer_list<int> v) {
   return img;
 }
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const hw1::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using hw1::test::error_of;
+using hw1::test::contains;
 
 }  // namespace
 

@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE synthetic
 #include <boost/test/unit_test.hpp>
 
+#include "common/testing.hpp"
+
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -15,20 +17,14 @@ using hw1::Image;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("hw1-test-synthetic-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-};
+using hw1::test::bytes_of;
+using hw1::test::contains;
+using hw1::test::error_of;
 
-std::string bytes_of(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
+// a scratch root the generator creates itself
+struct TempDir : hw1::test::TempDir {
+  explicit TempDir(const std::string& name) : hw1::test::TempDir("synthetic-" + name, false) {}
+};
 
 // file name -> content for every file under dir
 std::map<std::string, std::string> snapshot(const fs::path& dir) {
@@ -38,16 +34,6 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   return m;
 }
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const hw1::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::array<double, 3> mean_rgb(const Image& img) {
   std::array<double, 3> m{};

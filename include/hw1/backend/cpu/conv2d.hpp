@@ -138,9 +138,14 @@ template <class T>
 void add_channel_sums(const T* t, Index n, Index c, Index plane, T* out) {
 #pragma omp parallel for schedule(static) if (n * c * plane > (Index(1) << 15))
   for (Index ch = 0; ch < c; ++ch) {
-    T s = 0;
-    for (Index i = 0; i < n; ++i) s += vec(t + (i * c + ch) * plane, plane).sum();
-    out[ch] += s;
+    // A plain loop in a fixed order: Eigen's vectorised sum() depends on the buffer's alignment, which would make
+    // two identical runs (e.g. a resumed and an uninterrupted training) differ in the last bits.
+    double s = 0;
+    for (Index i = 0; i < n; ++i) {
+      const T* p = t + (i * c + ch) * plane;
+      for (Index j = 0; j < plane; ++j) s += double(p[j]);
+    }
+    out[ch] += T(s);
   }
 }
 
