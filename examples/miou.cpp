@@ -2,6 +2,8 @@
 // file name, counts are accumulated over the whole folder, IoU is reported for classes 0..5 (Unknown excluded)
 // in the course's print format. See hw1/data/metrics.hpp for the one difference (a class absent from both
 // folders is skipped instead of turning the mean into nan).
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -20,22 +22,36 @@ const char* kUsage =
     "  --chance  also prints the mIoU of the best constant prediction (every pixel one class) on --gt,\n"
     "            the level a model must beat to have learnt anything.\n";
 
-// mIoU of predicting class c everywhere, maximised over c in 0..5, computed by the same evaluator.
-std::pair<double, int> chance_miou(const std::string& gt_dir) {
+struct Chance {
+  double constant;  // best mIoU of predicting one class c in 0..5 everywhere (same evaluator)
+  int constant_class;
+  double uniform;   // mIoU of labels drawn uniformly from the 7 classes, counts at their expectations
+};
+
+// The levels a model must beat to have learnt anything, from the ground truth alone.
+Chance chance_miou(const std::string& gt_dir) {
   namespace d = hw1::detail;
   const auto names = d::list_names(gt_dir, [](const std::string& n) { return d::ends_with(n, ".png"); });
   std::vector<hw1::Image> gt;
-  for (const auto& n : names) gt.push_back(hw1::mask_to_classes(hw1::read_png(d::join_path(gt_dir, n), 3)));
-  std::pair<double, int> best{-1, 0};
-  for (int c = 0; c < hw1::MeanIoU::kClasses; ++c) {
+  std::array<double, hw1::kSegClasses> count{};
+  double total = 0;
+  for (const auto& n : names) {
+    gt.push_back(hw1::mask_to_classes(hw1::read_png(d::join_path(gt_dir, n), 3)));
+    for (auto v : gt.back().pixels) ++count[v];
+    total += double(gt.back().pixels.size());
+  }
+  Chance c{-1, 0, 0};
+  for (int k = 0; k < hw1::MeanIoU::kClasses; ++k) {
     hw1::MeanIoU m;
     for (const auto& g : gt) {
-      const std::vector<std::uint8_t> pred(g.pixels.size(), std::uint8_t(c));
+      const std::vector<std::uint8_t> pred(g.pixels.size(), std::uint8_t(k));
       m.update(pred.data(), g.pixels.data(), pred.size());
     }
-    if (m.mean() > best.first) best = {m.mean(), c};
+    if (m.mean() > c.constant) c.constant = m.mean(), c.constant_class = k;
+    // Uniform labels: E[tp] = n/7, E[tp_fp] = N/7, tp_fn = n, so IoU = n / (N + 6n).
+    c.uniform += count[k] / (total + 6 * count[k]) / hw1::MeanIoU::kClasses;
   }
-  return best;
+  return c;
 }
 
 int run(int argc, char** argv) {
@@ -48,13 +64,16 @@ int run(int argc, char** argv) {
     absent += std::isnan(r.iou[i]);
   }
   std::printf("\nmean_iou: %f\n\n", r.miou);
+  std::fflush(stdout);
   if (absent)
     std::fprintf(stderr, "hw1-miou: %d class(es) occur in neither folder (nan above); the mean is over the other %d\n",
                  absent, 6 - absent);
   if (cli.flag("--chance")) {
-    const auto [m, c] = chance_miou(gt);
-    std::printf("chance_miou: %f (every pixel %s)\n", m, hw1::seg_class_names()[c]);
+    const Chance c = chance_miou(gt);
+    std::printf("chance_miou: %f (the better of: every pixel %s %f, uniformly random labels %f)\n",
+                std::max(c.constant, c.uniform), hw1::seg_class_names()[c.constant_class], c.constant, c.uniform);
   }
+  std::fflush(stdout);
   std::fprintf(stderr, "hw1-miou: %zu mask pairs\n", r.files);
   return 0;
 }

@@ -259,6 +259,11 @@ BOOST_AUTO_TEST_CASE(miou_hand_made) {
   BOOST_TEST(r.out ==
              "class #0 : 0.50000\nclass #1 : 0.66667\nclass #2 : 0.50000\nclass #3 : 0.50000\n"
              "class #4 : 0.50000\nclass #5 : 0.50000\n\nmean_iou: 0.527778\n\n");
+  // Chance: uniform labels give mean(n / (N + 6n)) = 0.076852 (N = 12, n = 3,2,1,2,1,2), better than the best
+  // constant prediction (all Urban: 3/12 / 6 = 0.041667).
+  const auto c = run(HW1_MIOU, "--gt " + p(gt) + " --pred " + p(pr) + " --chance");
+  BOOST_TEST(c.out.find("chance_miou: 0.076852 (the better of: every pixel Urban 0.041667, uniformly random labels "
+                        "0.076852)") != std::string::npos, c.out);
   // A missing prediction is an error naming the pair, not a silent shift.
   fs::remove(pr / "0001.png");
   const auto bad = run(HW1_MIOU, "--gt " + p(gt) + " --pred " + p(pr));
