@@ -15,6 +15,14 @@ install(TARGETS hw1_data EXPORT hw1DataTargets COMPONENT hw1)
 install(EXPORT hw1Targets NAMESPACE hw1:: DESTINATION ${HW1_INSTALL_CMAKEDIR} COMPONENT hw1)
 install(EXPORT hw1DataTargets NAMESPACE hw1:: DESTINATION ${HW1_INSTALL_CMAKEDIR} COMPONENT hw1)
 
+# hw1::cuda is exported only from a build that had the CUDA backend; its config needs CUDAToolkit and cuDNN
+# (FindCUDNN.cmake is installed beside hw1Config.cmake for that).
+if(HW1_HAVE_CUDA)
+  install(TARGETS hw1_cuda EXPORT hw1CudaTargets COMPONENT hw1)
+  install(EXPORT hw1CudaTargets NAMESPACE hw1:: DESTINATION ${HW1_INSTALL_CMAKEDIR} COMPONENT hw1)
+endif()
+install(FILES ${PROJECT_SOURCE_DIR}/cmake/FindCUDNN.cmake DESTINATION ${HW1_INSTALL_CMAKEDIR} COMPONENT hw1)
+
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/hw1Config.cmake.in
   ${PROJECT_BINARY_DIR}/hw1Config.cmake
   INSTALL_DESTINATION ${HW1_INSTALL_CMAKEDIR})

@@ -3,11 +3,13 @@
 // functions (over device tensors) plugs in without touching them. This header never includes a CUDA header.
 #pragma once
 #include <utility>
+#include <vector>
 
 #include "hw1/core/tensor.hpp"
 #include "hw1/backend/cpu/batchnorm.hpp"
 #include "hw1/backend/cpu/conv2d.hpp"
 #include "hw1/backend/cpu/conv_transpose2d.hpp"
+#include "hw1/backend/cpu/crop.hpp"
 #include "hw1/backend/cpu/elementwise.hpp"
 #include "hw1/backend/cpu/linear.hpp"
 #include "hw1/backend/cpu/loss.hpp"
@@ -29,6 +31,8 @@ struct cpu_t {
   static constexpr const char* name = "cpu";
   static tensor empty(const Shape& s) { return hw1::empty<T>(s); }
   static tensor zeros(const Shape& s) { return hw1::zeros<T>(s); }
+  template <class U>
+  using buffer = std::vector<U>;  // scratch arrays a layer keeps (max-pool indices)
 
   HW1_CPU_OP(conv2d_forward)
   HW1_CPU_OP(conv2d_backward)
@@ -55,6 +59,8 @@ struct cpu_t {
   HW1_CPU_OP(dropout_mask)
   HW1_CPU_OP(dropout2d_mask)
   HW1_CPU_OP(mul_forward)
+  HW1_CPU_OP(crop2d_forward)
+  HW1_CPU_OP(crop2d_backward)
 };
 #undef HW1_CPU_OP
 

@@ -1,10 +1,14 @@
 // One flat buffer per model: every trainable tensor is a named view into `values` (gradients mirror it in
 // `grads`), every running statistic a named view into `buffers`. Optimizers, checkpoints and (later) gradient
 // all-reduce touch whole arrays. Names are torchvision's state_dict() keys.
+// A device backend (CUDA) attaches a ParamMirror: the three arrays then live on the device, value()/grad()/
+// buffer() (what layers use through Context) hand out device pointers, and the host vectors are a copy brought up
+// to date explicitly with to_host() / to_device(). Without a mirror (CPU) nothing changes.
 #pragma once
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -19,6 +23,21 @@ namespace hw1 {
 struct Init {
   enum Kind { zeros, ones, normal, uniform } kind = zeros;
   double scale = 0;  // std for normal, bound for uniform
+};
+
+template <class T>
+class ParamSet;
+
+// Device copy of a ParamSet's arrays (type-erased, so this header never sees a device API).
+template <class T>
+struct ParamMirror {
+  virtual ~ParamMirror() = default;
+  virtual T* values() = 0;
+  virtual T* grads() = 0;
+  virtual T* buffers() = 0;
+  virtual void upload(const T* values, const T* grads, const T* buffers) = 0;
+  virtual void download(T* values, T* grads, T* buffers) = 0;
+  virtual void zero_grads() = 0;
 };
 
 template <class T>
@@ -74,9 +93,23 @@ class ParamSet {
     }
   }
 
-  T* value(std::size_t off) { return values_.data() + off; }
-  T* grad(std::size_t off) { return grads_.data() + off; }
-  T* buffer(std::size_t off) { return buffers_.data() + off; }
+  // Where the layers read and write: device memory when a mirror is attached.
+  T* value(std::size_t off) { return (mirror_ ? mirror_->values() : values_.data()) + off; }
+  T* grad(std::size_t off) { return (mirror_ ? mirror_->grads() : grads_.data()) + off; }
+  T* buffer(std::size_t off) { return (mirror_ ? mirror_->buffers() : buffers_.data()) + off; }
+
+  void attach_mirror(std::unique_ptr<ParamMirror<T>> m) {
+    mirror_ = std::move(m);
+    to_device();
+  }
+  bool has_mirror() const { return bool(mirror_); }
+  // Copies the device arrays into the host vectors (values(), grads(), buffers()), or back. No-ops on the CPU.
+  void to_host() const {
+    if (mirror_) mirror_->download(values_.data(), grads_.data(), buffers_.data());
+  }
+  void to_device() {
+    if (mirror_) mirror_->upload(values_.data(), grads_.data(), buffers_.data());
+  }
   T* data(const Entry& e) { return (e.trainable ? values_.data() : buffers_.data()) + e.offset; }
   const T* data(const Entry& e) const { return (e.trainable ? values_.data() : buffers_.data()) + e.offset; }
   T* grad(const Entry& e) { return grads_.data() + e.offset; }
@@ -92,12 +125,16 @@ class ParamSet {
   const std::vector<T>& values() const { return values_; }
   const std::vector<T>& buffers() const { return buffers_; }
   std::size_t num_parameters() const { return n_values_; }
-  void zero_grad() { std::fill(grads_.begin(), grads_.end(), T(0)); }
+  void zero_grad() {
+    std::fill(grads_.begin(), grads_.end(), T(0));
+    if (mirror_) mirror_->zero_grads();
+  }
 
  private:
   std::vector<Entry> entries_;
   std::unordered_map<std::string, std::size_t> index_;
-  std::vector<T> values_, grads_, buffers_;
+  mutable std::vector<T> values_, grads_, buffers_;  // mutable: to_host() refreshes them from a const set
+  std::shared_ptr<ParamMirror<T>> mirror_;
   std::size_t n_values_ = 0, n_buffers_ = 0;
   bool allocated_ = false;
 };

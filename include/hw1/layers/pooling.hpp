@@ -38,7 +38,7 @@ class MaxPool2dLayer : public LayerBase<In, In, B> {
  private:
   std::string name_;
   Pool2dShape s_{};
-  std::vector<std::int64_t> argmax_;
+  typename B::template buffer<std::int64_t> argmax_;  // host or device, as the tensors
 };
 
 template <int Kernel, int Stride = Kernel, int Padding = 0, bool CeilMode = false>

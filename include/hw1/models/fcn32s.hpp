@@ -68,13 +68,16 @@ class FCN32s : public Model<FCN32s<NumClasses, B>, B> {
     up_shape_ = shape_of(up);
     oy_ = std::min<std::size_t>(16, up_shape_[2] - h_);
     ox_ = std::min<std::size_t>(16, up_shape_[3] - w_);
-    tensor y = xt::view(up, xt::all(), xt::all(), xt::range(oy_, oy_ + h_), xt::range(ox_, ox_ + w_));
+    tensor y = B::empty({up_shape_[0], up_shape_[1], h_, w_});
+    B::crop2d_forward(int(up_shape_[0] * up_shape_[1]), int(up_shape_[2]), int(up_shape_[3]), int(oy_), int(ox_),
+                      int(h_), int(w_), up.data(), y.data());
     return y;
   }
 
   tensor backward_impl(Context<scalar>& c, tensor dy) {
-    tensor dup = B::zeros(up_shape_);
-    xt::view(dup, xt::all(), xt::all(), xt::range(oy_, oy_ + h_), xt::range(ox_, ox_ + w_)) = dy;
+    tensor dup = B::empty(up_shape_);
+    B::crop2d_backward(int(up_shape_[0] * up_shape_[1]), int(up_shape_[2]), int(up_shape_[3]), int(oy_), int(ox_),
+                       int(h_), int(w_), dy.data(), dup.data());
     tensor d = score_fr.backward(c, upscore.backward(c, std::move(dup)));
     d = fc7.backward(c, relu7.backward(c, drop7.backward(c, std::move(d))));
     d = fc6.backward(c, relu6.backward(c, drop6.backward(c, std::move(d))));

@@ -64,6 +64,7 @@ class Model {
   LoadReport load(const SafeTensors& file, LoadOptions opt = {}) {
     LoadReport r;
     std::set<std::string> seen;
+    params_.to_host();  // a partial load keeps the device's current values for the rest
     for (const auto& name : file.names()) {
       if (name.ends_with("num_batches_tracked")) continue;
       const auto* e = params_.find(name);
@@ -83,6 +84,7 @@ class Model {
       file.copy_to(name, params_.data(*e));
       r.loaded.push_back(name);
     }
+    params_.to_device();
     for (const auto& e : params_.entries())
       if (!seen.count(e.name)) r.missing.push_back(e.name);
     if (opt.strict && !r.unexpected.empty())
@@ -98,6 +100,7 @@ class Model {
 
   // Adds every parameter and running statistic, under its torchvision name, to a writer.
   void add_to(SafeTensorsWriter& w) const {
+    params_.to_host();
     for (const auto& e : params_.entries()) w.add(e.name, e.shape, params_.data(e));
   }
   void save(const std::string& path, const std::map<std::string, std::string>& metadata = {}) const {
@@ -113,6 +116,7 @@ class Model {
     self().visit(params_, "");
     params_.allocate();
     params_.initialize(seed);
+    if constexpr (requires { B::attach_params(params_); }) B::attach_params(params_);  // device backends
   }
   Context<scalar>& context() { return ctx_; }
 

@@ -1,0 +1,262 @@
+// The CUDA backend's own kernels: only what cuDNN / cuBLAS have no call for (element-wise ops whose rule must
+// match the CPU's bit for bit, max pooling with stored indices, bilinear resize, crop, channel concatenation is
+// done with 2-D copies elsewhere, eval-mode batch-norm backward, softmax cross-entropy, optimizer steps).
+// Contains __global__ code: include only from translation units compiled by nvcc (.cu).
+#pragma once
+#ifndef __CUDACC__
+#error "hw1/backend/cuda/kernels.cuh holds CUDA kernels: compile this translation unit with nvcc (a .cu file)"
+#endif
+#include <cstddef>
+#include <cstdint>
+
+#include "hw1/backend/cuda/runtime.hpp"
+
+namespace hw1::gpu::kernels {
+
+using Index = std::ptrdiff_t;
+constexpr int threads = 256;
+inline unsigned blocks_for(Index n) {
+  const Index b = (n + threads - 1) / threads;
+  return unsigned(b < 1 ? 1 : (b > 65535 * 8 ? 65535 * 8 : b));
+}
+#define HW1_GRID_LOOP(i, n) \
+  for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < Index(n); i += Index(gridDim.x) * blockDim.x)
+
+// Launch on the backend's stream and check the launch.
+template <class K, class... A>
+void launch(const char* name, Index n, K kernel, A... args) {
+  if (n <= 0) return;
+  kernel<<<blocks_for(n), threads, 0, device().stream()>>>(args...);
+  check_cuda(cudaGetLastError(), name);
+}
+
+template <class T>
+__global__ void relu_fwd(Index n, const T* x, T* y) {
+  HW1_GRID_LOOP(i, n) y[i] = x[i] > T(0) ? x[i] : T(0);
+}
+template <class T>
+__global__ void relu_bwd(Index n, const T* y, const T* dy, T* dx) {
+  HW1_GRID_LOOP(i, n) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+}
+template <class T>
+__global__ void add(Index n, const T* a, const T* b, T* y) {
+  HW1_GRID_LOOP(i, n) y[i] = a[i] + b[i];
+}
+template <class T>
+__global__ void mul(Index n, const T* a, const T* b, T* y) {
+  HW1_GRID_LOOP(i, n) y[i] = a[i] * b[i];
+}
+
+// The CPU backend's SplitMix64 stream (backend/cpu/elementwise.hpp), so masks are identical on both backends.
+__device__ inline double uniform01(std::uint64_t seed, std::uint64_t i) {
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (i + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z = z ^ (z >> 31);
+  return double(z >> 11) * 0x1.0p-53;
+}
+template <class T>
+__global__ void dropout_mask(Index n, double p, T keep, std::uint64_t seed, T* mask) {
+  HW1_GRID_LOOP(i, n) mask[i] = uniform01(seed, std::uint64_t(i)) >= p ? keep : T(0);
+}
+template <class T>
+__global__ void dropout2d_mask(Index n, Index hw, double p, T keep, std::uint64_t seed, T* mask) {
+  HW1_GRID_LOOP(i, n) mask[i] = uniform01(seed, std::uint64_t(i / hw)) >= p ? keep : T(0);
+}
+
+// Max pooling as the CPU kernel: padding is -inf, first maximum wins, NaN wins; index into the input plane.
+template <class T>
+__global__ void maxpool_fwd(Index n, int h, int w, int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
+                            const T* x, T* y, std::int64_t* argmax) {
+  HW1_GRID_LOOP(i, n) {
+    const Index pl = i / (Index(oh) * ow);
+    const int r = int(i / ow % oh), q = int(i % ow);
+    const int h0 = r * sh - ph, w0 = q * sw - pw, h1 = min(h0 + kh, h), w1 = min(w0 + kw, w);
+    const T* xp = x + pl * h * w;
+    T best = -INFINITY;
+    std::int64_t at = std::int64_t(max(h0, 0)) * w + max(w0, 0);
+    for (int a = max(h0, 0); a < h1; ++a)
+      for (int b = max(w0, 0); b < w1; ++b) {
+        const T v = xp[Index(a) * w + b];
+        if (v > best || isnan(v)) {
+          best = v;
+          at = std::int64_t(a) * w + b;
+        }
+      }
+    y[i] = best;
+    argmax[i] = at;
+  }
+}
+template <class T>
+__global__ void maxpool_bwd(Index n, Index in_plane, Index out_plane, const std::int64_t* argmax, const T* dy, T* dx) {
+  HW1_GRID_LOOP(i, n) atomicAdd(dx + i / out_plane * in_plane + argmax[i], dy[i]);
+}
+
+// One block per (image, channel) plane: mean in double.
+template <class T>
+__global__ void plane_mean(int hw, const T* x, T* y) {
+  __shared__ double part[threads];
+  const T* p = x + Index(blockIdx.x) * hw;
+  double s = 0;
+  for (int i = threadIdx.x; i < hw; i += blockDim.x) s += p[i];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int k = blockDim.x / 2; k > 0; k /= 2) {
+    if (threadIdx.x < k) part[threadIdx.x] += part[threadIdx.x + k];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) y[blockIdx.x] = T(part[0] / hw);
+}
+template <class T>
+__global__ void plane_broadcast(Index n, Index hw, const T* dy, T* dx) {
+  HW1_GRID_LOOP(i, n) dx[i] = T(dy[i / hw] / T(hw));
+}
+
+// Bilinear resize (align_corners=False), weights formed as in backend/cpu/resize.hpp.
+template <class T>
+__device__ inline void tap(int in, int out, int d, int& i0, int& i1, T& l0, T& l1) {
+  const T scale = T(in) / T(out);
+  const double src = fmax(double(scale) * (d + 0.5) - 0.5, 0.0);
+  i0 = min(int(src), in - 1);
+  l1 = T(src - i0);
+  l0 = T(1) - l1;
+  i1 = min(i0 + 1, in - 1);
+}
+template <class T>
+__global__ void resize_fwd(Index n, int h, int w, int oh, int ow, const T* x, T* y) {
+  HW1_GRID_LOOP(i, n) {
+    const Index pl = i / (Index(oh) * ow);
+    const int r = int(i / ow % oh), q = int(i % ow);
+    int y0, y1, x0, x1;
+    T a0, a1, b0, b1;
+    tap(h, oh, r, y0, y1, a0, a1);
+    tap(w, ow, q, x0, x1, b0, b1);
+    const T* p = x + pl * h * w;
+    const T top = b0 * p[Index(y0) * w + x0] + b1 * p[Index(y0) * w + x1];
+    const T bot = b0 * p[Index(y1) * w + x0] + b1 * p[Index(y1) * w + x1];
+    y[i] = a0 * top + a1 * bot;
+  }
+}
+template <class T>
+__global__ void resize_bwd(Index n, int h, int w, int oh, int ow, const T* dy, T* dx) {
+  HW1_GRID_LOOP(i, n) {
+    const Index pl = i / (Index(oh) * ow);
+    const int r = int(i / ow % oh), q = int(i % ow);
+    int y0, y1, x0, x1;
+    T a0, a1, b0, b1;
+    tap(h, oh, r, y0, y1, a0, a1);
+    tap(w, ow, q, x0, x1, b0, b1);
+    T* p = dx + pl * h * w;
+    const T g = dy[i];
+    atomicAdd(p + Index(y0) * w + x0, a0 * b0 * g);
+    atomicAdd(p + Index(y0) * w + x1, a0 * b1 * g);
+    atomicAdd(p + Index(y1) * w + x0, a1 * b0 * g);
+    atomicAdd(p + Index(y1) * w + x1, a1 * b1 * g);
+  }
+}
+
+// y planes [oh, ow] cut from x planes [h, w] at (oy, ox); the backward writes dy into a zeroed dx.
+template <class T>
+__global__ void crop_fwd(Index n, int h, int w, int oy, int ox, int oh, int ow, const T* x, T* y) {
+  HW1_GRID_LOOP(i, n) {
+    const Index pl = i / (Index(oh) * ow);
+    y[i] = x[(pl * h + oy + i / ow % oh) * w + ox + i % ow];
+  }
+}
+template <class T>
+__global__ void crop_bwd(Index n, int h, int w, int oy, int ox, int oh, int ow, const T* dy, T* dx) {
+  HW1_GRID_LOOP(i, n) {
+    const Index pl = i / (Index(oh) * ow);
+    dx[(pl * h + oy + i / ow % oh) * w + ox + i % ow] = dy[i];
+  }
+}
+
+// Linear: y[r, j] += b[j]; db[j] += sum_r dy[r, j].
+template <class T>
+__global__ void add_row_bias(Index n, int cols, const T* b, T* y) {
+  HW1_GRID_LOOP(i, n) y[i] += b[i % cols];
+}
+// One block per channel c of [n, C, hw]: s1[c] += sum dy; with x: s2[c] += sum dy * (x - mean[c]) * invstd[c].
+template <class T>
+__global__ void channel_sums(int n, int c, int hw, const T* dy, const T* x, const T* mean, const T* invstd, T* s1,
+                             T* s2) {
+  __shared__ double a[threads], b[threads];
+  const int ch = blockIdx.x;
+  double sa = 0, sb = 0;
+  const double m = x ? double(mean[ch]) : 0.0, is = x ? double(invstd[ch]) : 0.0;
+  for (Index i = threadIdx.x; i < Index(n) * hw; i += blockDim.x) {
+    const Index at = (i / hw * c + ch) * hw + i % hw;
+    sa += dy[at];
+    if (x) sb += double(dy[at]) * ((double(x[at]) - m) * is);
+  }
+  a[threadIdx.x] = sa;
+  b[threadIdx.x] = sb;
+  __syncthreads();
+  for (int k = blockDim.x / 2; k > 0; k /= 2) {
+    if (threadIdx.x < k) {
+      a[threadIdx.x] += a[threadIdx.x + k];
+      b[threadIdx.x] += b[threadIdx.x + k];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    if (s1) s1[ch] += T(a[0]);
+    if (s2) s2[ch] += T(b[0]);
+  }
+}
+// invstd[c] = 1 / sqrt(var[c] + eps)
+template <class T>
+__global__ void inv_std(int c, const T* var, double eps, T* out) {
+  HW1_GRID_LOOP(i, c) out[i] = T(1.0 / sqrt(double(var[i]) + eps));
+}
+// Eval batch norm: dx = dy * gamma * invstd.
+template <class T>
+__global__ void bn_eval_dx(Index n, int c, Index hw, const T* dy, const T* gamma, const T* invstd, T* dx) {
+  HW1_GRID_LOOP(i, n) {
+    const int ch = int(i / hw % c);
+    dx[i] = dy[i] * T(double(gamma ? gamma[ch] : T(1)) * double(invstd[ch]));
+  }
+}
+
+// Softmax cross-entropy, pass 1 (one thread per position): log-sum-exp, loss and weight sums (double atomics),
+// the first bad target's position in *bad.
+template <class T>
+__global__ void ce_forward(Index n, int k, int hw, const T* z, const std::int64_t* target, const T* weight,
+                           std::int64_t ignore, double* lse, double* sums, unsigned long long* bad) {
+  HW1_GRID_LOOP(i, n) {
+    const Index b = i / hw, p = i % hw;
+    const T* zp = z + b * k * hw + p;
+    double m = zp[0];
+    for (int j = 1; j < k; ++j) m = fmax(m, double(zp[Index(j) * hw]));
+    double s = 0;
+    for (int j = 0; j < k; ++j) s += double(T(exp(T(zp[Index(j) * hw] - T(m)))));
+    const double l = m + log(s);
+    lse[i] = l;
+    const std::int64_t t = target[i];
+    if (t == ignore) continue;
+    if (t < 0 || t >= k) {
+      atomicMin(bad, (unsigned long long)i);
+      continue;
+    }
+    const double wt = weight ? double(weight[t]) : 1.0;
+    atomicAdd(sums, wt * (l - double(zp[t * hw])));
+    atomicAdd(sums + 1, wt);
+  }
+}
+// Pass 2 (one thread per logit): (softmax - one-hot) * w[t] / sum w.
+template <class T>
+__global__ void ce_backward(Index n, int k, int hw, const T* z, const std::int64_t* target, const T* weight,
+                            std::int64_t ignore, const double* lse, const double* sums, T* dz) {
+  HW1_GRID_LOOP(i, n) {
+    const Index p = i % hw, j = i / hw % k, b = i / (Index(k) * hw), pos = b * hw + p;
+    const std::int64_t t = target[pos];
+    if (sums[1] == 0 || t == ignore || t < 0 || t >= k) {
+      dz[i] = T(0);
+      continue;
+    }
+    const double sm = exp(double(z[i]) - lse[pos]);
+    dz[i] = T((sm - (j == t ? 1.0 : 0.0)) * (weight ? double(weight[t]) : 1.0) / sums[1]);
+  }
+}
+
+}  // namespace hw1::gpu::kernels

@@ -1,0 +1,336 @@
+// CUDA runtime pieces of the CUDA backend (no kernels, so any C++ compiler with the CUDA headers can include it):
+// status checks that name the failing call, device discovery, a caching allocator over cudaMalloc, the per-device
+// stream with its cuDNN / cuBLAS handles, device buffers and DeviceTensor<T>, and the ParamMirror that keeps a
+// model's parameters on the device.
+#pragma once
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <cudnn.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hw1/core/error.hpp"
+#include "hw1/core/params.hpp"
+#include "hw1/core/tensor.hpp"
+
+namespace hw1::gpu {
+
+// ---- status checks ------------------------------------------------------------------------------------------
+inline void check_cuda(cudaError_t e, const char* call) {
+  if (e != cudaSuccess)
+    throw Error(std::string(call) + " failed: " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+}
+inline void check_cudnn(cudnnStatus_t e, const char* call) {
+  if (e != CUDNN_STATUS_SUCCESS) throw Error(std::string(call) + " failed: " + cudnnGetErrorString(e));
+}
+inline void check_cublas(cublasStatus_t e, const char* call) {
+  if (e != CUBLAS_STATUS_SUCCESS)
+    throw Error(std::string(call) + " failed: cuBLAS status " + std::to_string(int(e)));
+}
+#define HW1_CUDA_CHECK(call) ::hw1::gpu::check_cuda((call), #call)
+#define HW1_CUDNN_CHECK(call) ::hw1::gpu::check_cudnn((call), #call)
+#define HW1_CUBLAS_CHECK(call) ::hw1::gpu::check_cublas((call), #call)
+
+// Number of usable devices; 0 when there is no driver (cudaErrorInsufficientDriver, 35) or no device (100).
+inline int device_count() {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice) {
+    cudaGetLastError();  // clear the sticky error
+    return 0;
+  }
+  check_cuda(e, "cudaGetDeviceCount");
+  return n;
+}
+
+// Precision of convolutions and GEMMs. fp32 (default): no tensor-core TF32, so results match the CPU backend.
+enum class Precision { fp32, tf32 };
+inline Precision& precision() {
+  static Precision p = Precision::fp32;
+  return p;
+}
+// "fp32" | "tf32"; fp16 / bf16 mixed precision is not implemented (throws, saying so).
+inline Precision parse_precision(const std::string& s) {
+  if (s == "fp32" || s == "float32") return Precision::fp32;
+  if (s == "tf32") return Precision::tf32;
+  if (s == "fp16" || s == "bf16")
+    throw Error("--precision " + s + ": mixed precision is not implemented in the CUDA backend yet; use fp32 or tf32");
+  throw Error("--precision must be fp32 or tf32, got '" + s + "'");
+}
+
+// ---- device, stream, handles, allocator ----------------------------------------------------------------------
+// One per device: its stream (every op of the backend runs on it, in order), cuDNN and cuBLAS handles bound to it,
+// and a cache of freed blocks. Blocks are reused in stream order, so no synchronisation is needed on reuse.
+class Device {
+ public:
+  explicit Device(int id) : id_(id) {
+    const int n = device_count();
+    if (n == 0) throw Error("CUDA backend: no CUDA device (no GPU or no driver on this machine); use --device cpu");
+    if (id < 0 || id >= n)
+      throw Error("CUDA backend: device " + std::to_string(id) + " asked for, this machine has " + std::to_string(n) +
+                  " (cuda:0 .. cuda:" + std::to_string(n - 1) + ")");
+    HW1_CUDA_CHECK(cudaSetDevice(id));
+    HW1_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    HW1_CUDNN_CHECK(cudnnCreate(&dnn_));
+    HW1_CUDNN_CHECK(cudnnSetStream(dnn_, stream_));
+    HW1_CUBLAS_CHECK(cublasCreate(&blas_));
+    HW1_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+    HW1_CUBLAS_CHECK(cublasSetPointerMode(blas_, CUBLAS_POINTER_MODE_HOST));
+  }
+  Device(const Device&) = delete;
+  ~Device() {
+    cudaSetDevice(id_);
+    cudaStreamSynchronize(stream_);
+    release_cache();
+    cublasDestroy(blas_);
+    cudnnDestroy(dnn_);
+    cudaStreamDestroy(stream_);
+  }
+
+  int id() const { return id_; }
+  cudaStream_t stream() const { return stream_; }
+  cudnnHandle_t dnn() const { return dnn_; }
+  cublasHandle_t blas() {
+    HW1_CUBLAS_CHECK(cublasSetMathMode(
+        blas_, precision() == Precision::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+    return blas_;
+  }
+  void synchronize() { HW1_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  // Caching allocator: sizes round up (512 B below 1 MiB, 1 MiB above); a cached block is reused when it is
+  // at most twice the request. Out of memory: drop the cache and retry once, then say what was asked and free.
+  void* allocate(std::size_t bytes) {
+    if (bytes == 0) return nullptr;
+    bytes = bytes < (1u << 20) ? (bytes + 511) / 512 * 512 : (bytes + (1u << 20) - 1) >> 20 << 20;
+    std::lock_guard lock(mutex_);
+    auto it = free_.lower_bound(bytes);
+    if (it != free_.end() && it->first <= 2 * bytes) {
+      void* p = it->second;
+      live_[p] = it->first;
+      cached_ -= it->first;
+      free_.erase(it);
+      return p;
+    }
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      release_cache_locked();
+      e = cudaMalloc(&p, bytes);
+    }
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      std::size_t fr = 0, total = 0;
+      cudaMemGetInfo(&fr, &total);
+      throw Error("CUDA out of memory: asked for " + mib(bytes) + " on cuda:" + std::to_string(id_) + ", " +
+                  mib(fr) + " free of " + mib(total) + " (" + mib(in_use_) +
+                  " held by hw1 tensors); use a smaller batch or crop size");
+    }
+    check_cuda(e, "cudaMalloc");
+    live_[p] = bytes;
+    in_use_ += bytes;
+    return p;
+  }
+  void deallocate(void* p) {
+    if (!p) return;
+    std::lock_guard lock(mutex_);
+    auto it = live_.find(p);
+    if (it == live_.end()) return;
+    free_.emplace(it->second, p);
+    cached_ += it->second;
+    live_.erase(it);
+  }
+  void release_cache() {
+    std::lock_guard lock(mutex_);
+    release_cache_locked();
+  }
+
+ private:
+  static std::string mib(std::size_t b) { return std::to_string(b >> 20) + " MiB"; }
+  void release_cache_locked() {
+    cudaStreamSynchronize(stream_);
+    for (auto& [bytes, p] : free_) {
+      cudaFree(p);
+      in_use_ -= bytes;
+    }
+    free_.clear();
+    cached_ = 0;
+  }
+  int id_;
+  cudaStream_t stream_{};
+  cudnnHandle_t dnn_{};
+  cublasHandle_t blas_{};
+  std::mutex mutex_;
+  std::multimap<std::size_t, void*> free_;
+  std::map<void*, std::size_t> live_;
+  std::size_t in_use_ = 0, cached_ = 0;
+};
+
+// The device the backend uses (cuda:0 unless select_device() chose another before first use).
+inline int& selected_device() {
+  static int id = 0;
+  return id;
+}
+inline Device& device() {
+  static std::map<int, std::unique_ptr<Device>> devices;
+  static std::mutex m;
+  std::lock_guard lock(m);
+  auto& d = devices[selected_device()];
+  if (!d) d = std::make_unique<Device>(selected_device());
+  HW1_CUDA_CHECK(cudaSetDevice(d->id()));
+  return *d;
+}
+inline void select_device(int id) { selected_device() = id; }
+
+// "cuda" -> 0, "cuda:N" -> N; anything else is not a CUDA device (returns -1).
+inline int parse_device(const std::string& s) {
+  if (s == "cuda") return 0;
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.find_first_not_of("0123456789", 5) == std::string::npos)
+    return std::stoi(s.substr(5));
+  return -1;
+}
+
+// ---- device memory ---------------------------------------------------------------------------------------------
+// A typed device array from the caching allocator; copies are deep (device to device, on the stream).
+template <class T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t n) { resize(n); }
+  DeviceBuffer(const DeviceBuffer& o) { *this = o; }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  DeviceBuffer& operator=(const DeviceBuffer& o) {
+    if (this == &o) return *this;
+    resize(o.n_);
+    if (n_)
+      HW1_CUDA_CHECK(cudaMemcpyAsync(p_, o.p_, n_ * sizeof(T), cudaMemcpyDeviceToDevice, device().stream()));
+    return *this;
+  }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      p_ = std::exchange(o.p_, nullptr);
+      n_ = std::exchange(o.n_, 0);
+    }
+    return *this;
+  }
+  ~DeviceBuffer() { release(); }
+
+  // Contents are not kept.
+  void resize(std::size_t n) {
+    if (n == n_) return;
+    release();
+    p_ = static_cast<T*>(device().allocate(n * sizeof(T)));
+    n_ = n;
+  }
+  void zero() {
+    if (n_) HW1_CUDA_CHECK(cudaMemsetAsync(p_, 0, n_ * sizeof(T), device().stream()));
+  }
+  void upload(const T* host, std::size_t n) {
+    resize(n);
+    if (n) HW1_CUDA_CHECK(cudaMemcpyAsync(p_, host, n * sizeof(T), cudaMemcpyHostToDevice, device().stream()));
+    device().synchronize();  // the host array may go away right after
+  }
+  void download(T* host) const {
+    if (n_) HW1_CUDA_CHECK(cudaMemcpyAsync(host, p_, n_ * sizeof(T), cudaMemcpyDeviceToHost, device().stream()));
+    device().synchronize();
+  }
+  std::vector<T> to_vector() const {
+    std::vector<T> v(n_);
+    download(v.data());
+    return v;
+  }
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  std::size_t size() const { return n_; }
+
+ private:
+  void release() {
+    if (p_) device().deallocate(p_);
+    p_ = nullptr;
+    n_ = 0;
+  }
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
+};
+
+// An NCHW row-major tensor in device memory: what the CUDA backend's layers pass around. Shape queries mirror
+// xtensor's (shape(), size(), dimension(), data()); to_host() / from_host() are the explicit copies.
+template <class T>
+class DeviceTensor {
+ public:
+  using value_type = T;
+  DeviceTensor() = default;
+  explicit DeviceTensor(const Shape& s) : shape_(s), buf_(count(s)) {}
+  const Shape& shape() const { return shape_; }
+  std::size_t size() const { return buf_.size(); }
+  std::size_t dimension() const { return shape_.size(); }
+  T* data() { return buf_.data(); }
+  const T* data() const { return buf_.data(); }
+  void zero() { buf_.zero(); }
+
+  static DeviceTensor from_host(const HostTensor<T>& h) {
+    DeviceTensor d;
+    d.shape_ = Shape(h.shape().begin(), h.shape().end());
+    d.buf_.upload(h.data(), h.size());
+    return d;
+  }
+  HostTensor<T> to_host() const {
+    HostTensor<T> h = hw1::empty<T>(shape_);
+    buf_.download(h.data());
+    return h;
+  }
+  // Same data, new shape of equal size.
+  void reshape(const Shape& s) {
+    if (count(s) != size()) throw Error("DeviceTensor::reshape: " + shape_str(s) + " has a different size");
+    shape_ = s;
+  }
+
+ private:
+  static std::size_t count(const Shape& s) {
+    std::size_t n = 1;
+    for (auto d : s) n *= d;
+    return n;
+  }
+  Shape shape_;
+  DeviceBuffer<T> buf_;
+};
+
+template <class T>
+DeviceTensor<T> to_device(const HostTensor<T>& h) {
+  return DeviceTensor<T>::from_host(h);
+}
+
+// A model's values, gradients and running statistics on the device.
+template <class T>
+class DeviceParams final : public ParamMirror<T> {
+ public:
+  DeviceParams(std::size_t nv, std::size_t nb) : v_(nv), g_(nv), b_(nb) {}
+  T* values() override { return v_.data(); }
+  T* grads() override { return g_.data(); }
+  T* buffers() override { return b_.data(); }
+  void upload(const T* v, const T* g, const T* b) override {
+    v_.upload(v, v_.size());
+    g_.upload(g, g_.size());
+    b_.upload(b, b_.size());
+  }
+  void download(T* v, T* g, T* b) override {
+    v_.download(v);
+    g_.download(g);
+    b_.download(b);
+  }
+  void zero_grads() override { g_.zero(); }
+
+ private:
+  DeviceBuffer<T> v_, g_, b_;
+};
+
+}  // namespace hw1::gpu
