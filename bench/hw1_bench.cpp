@@ -105,8 +105,12 @@ void fma_peak(int warmup, int iters) {
       __m512 acc[12];
       for (auto& a : acc) a = _mm512_set1_ps(1.0f);
       const __m512 m = _mm512_set1_ps(0.999999f), k = _mm512_set1_ps(1e-7f);
+      // the empty asm keeps each chain opaque, so the compiler cannot fold or shorten the recurrence
       for (long r = 0; r < reps; ++r)
-        for (auto& a : acc) a = _mm512_fmadd_ps(a, m, k);
+        for (auto& a : acc) {
+          a = _mm512_fmadd_ps(a, m, k);
+          asm volatile("" : "+v"(a));
+        }
       float s = 0;
       for (auto& a : acc) s += _mm512_reduce_add_ps(a);
 #else
@@ -114,7 +118,10 @@ void fma_peak(int warmup, int iters) {
       for (auto& a : acc) a = _mm256_set1_ps(1.0f);
       const __m256 m = _mm256_set1_ps(0.999999f), k = _mm256_set1_ps(1e-7f);
       for (long r = 0; r < reps; ++r)
-        for (auto& a : acc) a = _mm256_fmadd_ps(a, m, k);
+        for (auto& a : acc) {
+          a = _mm256_fmadd_ps(a, m, k);
+          asm volatile("" : "+x"(a));
+        }
       float s = 0;
       alignas(32) float tmp[8];
       for (auto& a : acc) {
