@@ -55,8 +55,8 @@ mkdir -p "$work"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 # Sizes: tuned so that both trainers finish in about two minutes each on 2 cores.
-cls_classes=5 cls_train=120 cls_val=30 cls_epochs=8
-seg_train=48 seg_val=12 seg_size=64 seg_epochs=6
+cls_classes=5 cls_train=120 cls_val=30 cls_epochs=12
+seg_train=48 seg_val=12 seg_size=64 seg_epochs=8
 if ((quick)); then
   cls_classes=3 cls_train=8 cls_val=4 cls_epochs=1
   seg_train=4 seg_val=3 seg_size=64 seg_epochs=1
@@ -131,17 +131,14 @@ miou=$(awk '/^mean_iou:/ { print $2 }' <<<"$miou_out")
 chance_miou=$(awk '/^chance_miou:/ { print $2 }' <<<"$miou_out")
 chance_acc=$(awk "BEGIN { printf \"%.4f\", 1 / $cls_classes }")
 
-cat <<EOF | tee -a "$log"
-
-================ HW1 demo summary ($((SECONDS - t_start)) s) ================
-problem 1 (ResNet101, $cls_classes classes)   val accuracy  $acc   chance $chance_acc (1/$cls_classes)
-  ensemble, 3 lowest-val-loss epochs val accuracy  $acc_ens
-problem 2 (DeepLabv3, 7 classes)     val mIoU      $miou   chance $chance_miou (best constant or random labels)
-pictures and outputs
-  training curves   $runc/curves.png
-                    $runs/curves.png
-  mask snapshots    $runs/snapshots/ (epochs $snap_epochs: image | ground truth | prediction)
-  t-SNE             $work/tsne.png (coordinates: $work/tsne.csv)
-  predictions       $pred/val_50.csv, $pred/val_50_ensemble.csv, $pred/masks/
-  full log          $log
-EOF
+{
+  printf '\n================ HW1 demo summary (%d s) ================\n' $((SECONDS - t_start))
+  printf '%-44s %s   chance %s (1/%d)\n' "problem 1: ResNet101, $cls_classes classes, val accuracy" "$acc" "$chance_acc" $cls_classes
+  printf '%-44s %s\n' "  ensemble of the 3 lowest-val-loss epochs" "$acc_ens"
+  printf '%-44s %s   chance %s (best constant or random labels)\n' "problem 2: DeepLabv3, 7 classes, val mIoU" "$miou" "$chance_miou"
+  printf 'pictures and outputs\n'
+  printf '  %-17s %s\n' "training curves" "$runc/curves.png" "" "$runs/curves.png" \
+    "mask snapshots" "$runs/snapshots/ (epochs $snap_epochs: image | ground truth | prediction)" \
+    "t-SNE" "$work/tsne.png (coordinates: $work/tsne.csv)" \
+    "predictions" "$pred/val_50.csv, $pred/val_50_ensemble.csv, $pred/masks/" "full log" "$log"
+} | tee -a "$log"
