@@ -115,6 +115,19 @@ class ParamSet {
   T* grad(const Entry& e) { return grads_.data() + e.offset; }
 
   const std::vector<Entry>& entries() const { return entries_; }
+  // Changes how the tensors whose names start with `prefix` are initialised (before initialize()): convolution and
+  // linear weights and biases get `weight_init(fan_in)`; batch-norm tensors keep theirs.
+  template <class F>
+  void set_init(const std::string& prefix, F&& weight_init) {
+    for (auto& e : entries_) {
+      if (!e.trainable || !e.name.starts_with(prefix)) continue;
+      const auto* w = e.name.ends_with(".bias") ? find(e.name.substr(0, e.name.size() - 4) + "weight") : &e;
+      if (!w || w->shape.size() < 2) continue;  // batch norm (1-d weight) or a bias without weight
+      std::size_t fan_in = 1;
+      for (std::size_t i = 1; i < w->shape.size(); ++i) fan_in *= w->shape[i];
+      e.init = weight_init(fan_in);
+    }
+  }
   const Entry* find(const std::string& name) const {
     auto it = index_.find(name);
     return it == index_.end() ? nullptr : &entries_[it->second];

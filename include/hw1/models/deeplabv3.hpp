@@ -39,6 +39,12 @@ class DeepLabV3 : public Model<DeepLabV3<NumClasses, B>, B> {
     if (aux_) aux_classifier.visit(ps, p + "aux_classifier.");
   }
 
+  // torchvision initialises only the backbone (ResNet's rule); the heads keep PyTorch's default.
+  void adjust_init(ParamSet<scalar>& ps) {
+    ps.set_init("classifier.", torch_default_init);
+    ps.set_init("aux_classifier.", torch_default_init);
+  }
+
   tensor forward_impl(Context<scalar>& c, tensor x) {
     if (x.dimension() != 4 || x.shape()[1] != 3)
       throw Error(std::string(model_name) + ": expected input [N, 3, H, W], got " + shape_str(x.shape()));

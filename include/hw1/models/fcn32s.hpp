@@ -54,6 +54,12 @@ class FCN32s : public Model<FCN32s<NumClasses, B>, B> {
     upscore.visit(ps, p + "upscore.");
   }
 
+  // VGG's features keep torchvision's VGG init; the FCN layers get PyTorch's default (a kaiming fan-out init of
+  // score_fr, whose fan-out is only K, would start training with logits in the hundreds).
+  void adjust_init(ParamSet<scalar>& ps) {
+    for (const char* p : {"fc6.", "fc7.", "score_fr."}) ps.set_init(p, torch_default_init);
+  }
+
   tensor forward_impl(Context<scalar>& c, tensor x) {
     if (x.dimension() != 4 || x.shape()[1] != 3)
       throw Error(std::string(model_name) + ": expected input [N, 3, H, W], got " + shape_str(x.shape()));

@@ -3,6 +3,7 @@
 //   void visit(ParamSet&, const std::string& prefix);  tensor forward_impl(Context&, tensor);
 //   tensor backward_impl(Context&, tensor);           static constexpr const char* model_name;
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -114,6 +115,7 @@ class Model {
   // Called by the derived constructor once its dynamic channel counts are set.
   void finalize(std::uint64_t seed) {
     self().visit(params_, "");
+    if constexpr (requires { self().adjust_init(params_); }) self().adjust_init(params_);
     params_.allocate();
     params_.initialize(seed);
     if constexpr (requires { B::attach_params(params_); }) B::attach_params(params_);  // device backends
@@ -129,6 +131,10 @@ class Model {
   ParamSet<scalar> params_;
   Context<scalar> ctx_;
 };
+
+// PyTorch's default for Conv2d / Linear (kaiming_uniform_(a=sqrt(5)) and its bias rule): U(-1/sqrt(fan_in),
+// 1/sqrt(fan_in)). torchvision leaves DeepLabv3's head with it; ResNet and VGG re-initialise their own convs.
+inline Init torch_default_init(std::size_t fan_in) { return {Init::uniform, 1.0 / std::sqrt(double(fan_in))}; }
 
 inline int check_num_classes(int template_value, int requested, const char* model) {
   if (requested <= 0)
