@@ -229,6 +229,58 @@ BOOST_AUTO_TEST_CASE(thread_count_does_not_change_results) {
   omp_set_num_threads(keep);
 }
 
+// Few output positions per image: pieces batch several images into one GEMM. Batches 5, 45 and 64 give one
+// group, several groups and uneven group sizes; 1x1 direct, 1x1 stride 2 and 3x3 stride 2 at 1x1..4x4 outputs.
+std::vector<Conv2dShape> grouped_geometries() {
+  return {
+      {5, 6, 4, 4, 7, 3, 3, 2, 2, 1, 1},     // 3x3 stride 2 -> 2x2, batch 5
+      {64, 3, 2, 2, 4, 3, 3, 2, 2, 1, 1},    // 3x3 stride 2 -> 1x1, batch 64
+      {45, 128, 8, 8, 5, 3, 3, 2, 2, 1, 1},  // 3x3 stride 2 -> 4x4: K = 1152 splits 45 images into 22 + 23
+      {5, 4, 3, 3, 6, 1, 1},                 // 1x1 direct path, 3x3, batch 5
+      {64, 5, 2, 2, 3, 1, 1},                // 1x1 direct path, 2x2, batch 64
+      {64, 1024, 4, 4, 3, 1, 1},             // 1x1 direct path, K = 1024: two groups of 32
+      {64, 4, 6, 6, 5, 1, 1, 2, 2},          // 1x1 stride 2 -> 3x3, batch 64
+  };
+}
+
+BOOST_AUTO_TEST_CASE(grouped_images_match_reference_gradients_and_threads) {
+  std::uint64_t seed = 300;
+  const int keep = omp_get_max_threads();
+  bool several_groups = false;
+  for (const auto& s : grouped_geometries()) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const auto g = hw1::cpu::detail::geom(s);
+      const auto groups = hw1::cpu::detail::image_groups(s.n, g.rows(), g.cols());
+      BOOST_TEST(groups.most > 1);
+      several_groups |= groups.count > 1 && s.n % groups.count != 0;
+      Problem p(s, seed += 10);
+      BOOST_TEST(max_rel_diff(p.forward(true), reference(s, p.x, p.w, p.b.data())) < 1e-12);
+      BOOST_TEST(max_rel_diff(p.forward(false), reference(s, p.x, p.w, nullptr)) < 1e-12);
+      omp_set_num_threads(1);
+      const auto y1 = p.forward();
+      const auto a = p.backward();
+      for (int t : {2, 3, 4}) {
+        omp_set_num_threads(t);
+        const auto b = p.backward();
+        BOOST_TEST(max_rel_diff(p.forward(), y1) < 1e-13);
+        BOOST_TEST(max_rel_diff(b.dx, a.dx) < 1e-13);
+        BOOST_TEST(max_rel_diff(b.dw, a.dw) < 1e-13);
+        BOOST_TEST(max_rel_diff(b.db, a.db) < 1e-13);
+        // A given thread count gives the same bits every time (resumed training equals uninterrupted).
+        const auto c = p.backward();
+        BOOST_TEST((c.dx == b.dx && c.dw == b.dw && c.db == b.db));
+      }
+      omp_set_num_threads(1);
+      const auto loss = [&] { return p.loss(); };
+      BOOST_TEST(relative_error(a.dx, numeric_gradient(p.x, loss, 1e-6, 200)) <= kGradTol);
+      BOOST_TEST(relative_error(a.dw, numeric_gradient(p.w, loss, 1e-6, 200)) <= kGradTol);
+      BOOST_TEST(relative_error(a.db, numeric_gradient(p.b, loss, 1e-6, 200)) <= kGradTol);
+      omp_set_num_threads(keep);
+    }
+  }
+  BOOST_TEST(several_groups);  // uneven group sizes were exercised
+}
+
 BOOST_AUTO_TEST_CASE(invalid_shapes_throw) {
   std::vector<double> buf(4096, 0.0);
   const double* c = buf.data();

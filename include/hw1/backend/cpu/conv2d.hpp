@@ -1,6 +1,7 @@
 // Conv2d on the CPU as GEMMs: per image, Y[cout, P] = W[cout, cin*kh*kw] * im2col(X)[cin*kh*kw, P] (P = output
 // pixels). The column matrix is built one block of positions at a time, so that it stays in cache between im2col
-// and GEMM and its size is bounded at any image size; a 1x1, stride 1, unpadded conv reads X directly.
+// and GEMM and its size is bounded at any image size; a 1x1, stride 1, unpadded conv reads X directly. Images
+// with few positions are batched instead: one GEMM covers a group of images' columns side by side.
 // Parallelism: with enough (image, block) pieces each thread takes whole pieces; otherwise each thread takes a
 // share of the channels of every piece. Either way the GEMMs run single-threaded and threads never wait on each
 // other inside a call (a barrier per block costs milliseconds on a busy machine).
@@ -65,10 +66,11 @@ void for_out_rows(const ColGeom& g, Index p0, Index p1, F&& f) {
   }
 }
 
-// col[r - r0][p - p0] for column-matrix rows r in [r0, r1) and positions [p0, p1) (col rows are p1 - p0 long).
+// col[r - r0][p - p0] for column-matrix rows r in [r0, r1) and positions [p0, p1); col rows lie ld apart
+// (0: p1 - p0).
 template <class T>
-void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index r1, T* col) {
-  const Index m = p1 - p0;
+void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index r1, T* col, Index ld = 0) {
+  const Index m = ld > 0 ? ld : p1 - p0;
   for (Index r = r0; r < r1; ++r) {
     const int kj = int(r % g.kw), ki = int(r / g.kw % g.kh);
     const T* src = img + r / (Index(g.kh) * g.kw) * g.plane();
@@ -94,10 +96,10 @@ void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index 
 }
 
 // The adjoint of im2col: img[c] += every column entry that reads it, for channels [c0, c1), whose rows start at
-// col. Different channels touch different planes, so channel ranges may run in parallel.
+// col (rows ld apart, 0: p1 - p0). Different channels touch different planes, so channel ranges may run in parallel.
 template <class T>
-void col2im(const ColGeom& g, const T* col, Index p0, Index p1, Index c0, Index c1, T* img) {
-  const Index m = p1 - p0, kk = Index(g.kh) * g.kw;
+void col2im(const ColGeom& g, const T* col, Index p0, Index p1, Index c0, Index c1, T* img, Index ld = 0) {
+  const Index m = ld > 0 ? ld : p1 - p0, kk = Index(g.kh) * g.kw;
   for (Index r = c0 * kk; r < c1 * kk; ++r) {
     const int kj = int(r % g.kw), ki = int(r / g.kw % g.kh);
     T* dst = img + r / kk * g.plane();
@@ -122,6 +124,21 @@ inline Index block_cols(Index rows, Index cols) {
   return std::clamp(kBlockElems / std::max<Index>(rows, 1), std::min(kMinCols, cols), cols);
 }
 
+// Images with few output positions are batched: a piece covers a group of consecutive images whose column
+// matrices sit side by side, so that its GEMM has about block_cols columns (ResNet's last stages at 32x32 have
+// 1-4 positions per image, and GEMMs that narrow spent their time repacking W). Groups split the batch evenly.
+struct Groups {
+  Index n, count, most;  // images, groups, most images in one group (1: no grouping)
+  Index begin(Index i) const { return n * i / count; }
+};
+inline Groups image_groups(Index n, Index rows, Index cols) {
+  constexpr Index kGroupBelow = 256;  // positions per image from which one image fills a GEMM by itself
+  if (n == 1 || cols >= kGroupBelow) return {n, n, 1};
+  const Index per = std::min(n, (block_cols(rows, n * cols) + cols - 1) / cols);
+  const Index count = (n + per - 1) / per;
+  return {n, count, (n + count - 1) / count};
+}
+
 // Whether `items` independent pieces keep all threads evenly busy with one piece per thread at a time.
 inline bool split_items(Index items, int threads) {
   return threads > 1 && items >= threads && (items % threads == 0 || items >= 4 * Index(threads));
@@ -131,6 +148,50 @@ inline bool split_items(Index items, int threads) {
 inline std::pair<Index, Index> my_share(Index n) {
   const Index t = thread_id(), nt = team_size();
   return {n * t / nt, n * (t + 1) / nt};
+}
+
+// Runs piece(i, o0, o1) for items i over channels [o0, o1) of `channels`: whole pieces per thread when there are
+// enough, else each thread takes its share of the channels of every piece.
+template <class F>
+void for_pieces(Index items, Index channels, F&& piece) {
+  if (split_items(items, max_threads())) {
+#pragma omp parallel for schedule(static)
+    for (Index i = 0; i < items; ++i) piece(i, Index(0), channels);
+  } else {
+#pragma omp parallel
+    {
+      const auto [o0, o1] = my_share(channels);
+      for (Index i = 0; i < items; ++i) piece(i, o0, o1);
+    }
+  }
+}
+
+// The backward counterpart: piece(i, c0, c1, dW) over input channels [c0, c1), dW being `dw` itself (channel
+// split: threads own disjoint columns of it) or the thread's zeroed partial sum (whole pieces per thread), the
+// partials then added in thread order so that a given thread count always gives the same bits.
+template <class T, class F>
+void for_backward_pieces(Index items, Index channels, T* dw, Index dw_size, F&& piece) {
+  if (split_items(items, max_threads())) {
+    std::vector<T*> partial(std::size_t(max_threads()), nullptr);
+#pragma omp parallel
+    {
+      T* mine = nullptr;
+      if (dw) {
+        mine = scratch<T, 1>(std::size_t(dw_size));
+        std::fill_n(mine, dw_size, T(0));
+        partial[std::size_t(thread_id())] = mine;
+      }
+#pragma omp for schedule(static)
+      for (Index i = 0; i < items; ++i) piece(i, Index(0), channels, mine);
+      if (dw) reduce_partials(partial, dw, dw_size);
+    }
+  } else {
+#pragma omp parallel
+    {
+      const auto [c0, c1] = my_share(channels);
+      for (Index i = 0; i < items; ++i) piece(i, c0, c1, dw);
+    }
+  }
 }
 
 // out[ch] += sum of t[img, ch, :] over images (the bias gradient), split over channels.
@@ -187,10 +248,31 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
   detail::check(s);
   const detail::ColGeom g = detail::geom(s);
   const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * g.plane();
-  const Index bc = detail::block_cols(K, P), nb = (P + bc - 1) / bc, items = Index(s.n) * nb;
+  const detail::Groups gr = detail::image_groups(s.n, K, P);
+  if (gr.most > 1) {
+    // Group i (images [n0, n0 + ni)), output channels [o0, o1): Yg = W[o0:o1] * [col(X[n0]) ... col(X[n0+ni-1])],
+    // then each image's P columns (+ bias) go to its place in y.
+    detail::for_pieces(gr.count, s.cout, [&](Index i, Index o0, Index o1) {
+      if (o0 >= o1) return;
+      const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P, no = o1 - o0;
+      T* col = scratch<T, 0>(std::size_t(K * m));
+      for (Index j = 0; j < ni; ++j) detail::im2col(g, x + (n0 + j) * xs, 0, P, 0, K, col + j * P, m);
+      T* yg = scratch<T, 1>(std::size_t(no * m));
+      gemm(mat(yg, no, m), mat(w + o0 * K, no, K), mat(static_cast<const T*>(col), K, m), false);
+      for (Index j = 0; j < ni; ++j)
+        for (Index o = 0; o < no; ++o) {
+          const T* src = yg + o * m + j * P;
+          T* dst = y + ((n0 + j) * s.cout + o0 + o) * P;
+          const T b = bias ? bias[o0 + o] : T(0);
+          for (Index p = 0; p < P; ++p) dst[p] = src[p] + b;
+        }
+    });
+    return;
+  }
+  const Index bc = detail::block_cols(K, P), nb = (P + bc - 1) / bc;
   // Piece i = (image, block of positions), output channels [o0, o1):
   // Y[o0:o1, p0:p0+m] = W[o0:o1] * im2col(X)[:, p0:p0+m] + bias.
-  auto piece = [&](Index i, Index o0, Index o1) {
+  detail::for_pieces(Index(s.n) * nb, s.cout, [&](Index i, Index o0, Index o1) {
     if (o0 >= o1) return;
     const Index n = i / nb, p0 = i % nb * bc, m = std::min(P, p0 + bc) - p0;
     const T* xn = x + n * xs;
@@ -204,18 +286,7 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
       gemm(Y, W, mat(static_cast<const T*>(col), K, m), false);
     }
     if (bias) Y.colwise() += vec(bias + o0, o1 - o0);
-  };
-  if (detail::split_items(items, max_threads())) {
-#pragma omp parallel for schedule(static)
-    for (Index i = 0; i < items; ++i) piece(i, 0, s.cout);
-  } else {
-    // Too few pieces: each thread computes its share of the output channels of every piece.
-#pragma omp parallel
-    {
-      const auto [o0, o1] = detail::my_share(s.cout);
-      for (Index i = 0; i < items; ++i) piece(i, o0, o1);
-    }
-  }
+  });
 }
 
 // dy [n,cout,out_h,out_w]. dx is overwritten (nullptr: skip). dw [cout,cin,kh,kw] and db [cout] are accumulated
@@ -228,9 +299,36 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
   const Index xs = Index(s.cin) * plane, ys = Index(s.cout) * P, bc = detail::block_cols(K, P);
   if (db) detail::add_channel_sums(dy, s.n, s.cout, P, db);
   if (!dx && !dw) return;
+  const detail::Groups gr = detail::image_groups(s.n, K, P);
+  if (gr.most > 1) {
+    // Group i (images [n0, n0 + ni)), input channels [c0, c1) (column rows [r0, r0 + nr)), with dYg and colg the
+    // group's dY and column matrices side by side: dW[:, rows] += dYg * colg^T, dX = col2im(W[:, rows]^T * dYg).
+    detail::for_backward_pieces(gr.count, s.cin, dw, s.cout * K, [&](Index i, Index c0, Index c1, T* dW) {
+      if (c0 >= c1) return;
+      const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P, r0 = c0 * kk, nr = (c1 - c0) * kk;
+      T* dyg = scratch<T, 2>(std::size_t(s.cout * m));
+      for (Index j = 0; j < ni; ++j)
+        for (Index o = 0; o < s.cout; ++o) std::copy_n(dy + (n0 + j) * ys + o * P, P, dyg + o * m + j * P);
+      const auto dY = mat(static_cast<const T*>(dyg), s.cout, m);
+      T* col = scratch<T, 0>(std::size_t(nr * m));
+      if (dW) {
+        for (Index j = 0; j < ni; ++j) detail::im2col(g, x + (n0 + j) * xs, 0, P, r0, r0 + nr, col + j * P, m);
+        gemm(mat(dW + r0, s.cout, nr, K), dY, mat(static_cast<const T*>(col), nr, m).transpose(), true);
+      }
+      if (dx) {
+        gemm(mat(col, nr, m), mat(w + r0, s.cout, nr, K).transpose(), dY, false);
+        for (Index j = 0; j < ni; ++j) {
+          T* dxn = dx + (n0 + j) * xs;
+          std::fill_n(dxn + c0 * plane, (c1 - c0) * plane, T(0));
+          detail::col2im(g, static_cast<const T*>(col) + j * P, 0, P, c0, c1, dxn, m);
+        }
+      }
+    });
+    return;
+  }
   // Image n, input channels [c0, c1) (column rows [r0, r0 + nr)), block by block: dW[:, rows] += dY * cols^T and
   // dX[c0:c1] = col2im(W[:, rows]^T * dY). dW has rows K apart (dw itself, or a thread's partial sum).
-  auto image = [&](Index n, Index c0, Index c1, T* dW) {
+  detail::for_backward_pieces(Index(s.n), s.cin, dw, s.cout * K, [&](Index n, Index c0, Index c1, T* dW) {
     if (c0 >= c1) return;
     const Index r0 = c0 * kk, nr = (c1 - c0) * kk, nc = c1 - c0;
     const T* xc = x + n * xs + c0 * plane;
@@ -255,30 +353,7 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
         detail::col2im(g, static_cast<const T*>(col), p0, p0 + m, c0, c1, dx + n * xs);
       }
     }
-  };
-  if (detail::split_items(s.n, max_threads())) {
-    std::vector<T*> partial(std::size_t(max_threads()), nullptr);
-#pragma omp parallel
-    {
-      T* mine = nullptr;
-      if (dw) {
-        mine = scratch<T, 1>(std::size_t(s.cout * K));
-        std::fill_n(mine, s.cout * K, T(0));
-        partial[std::size_t(thread_id())] = mine;
-      }
-#pragma omp for schedule(static)
-      for (Index n = 0; n < s.n; ++n) image(n, 0, s.cin, mine);
-      if (dw) reduce_partials(partial, dw, s.cout * K);
-    }
-  } else {
-    // Too few images: each thread owns a share of the input channels, i.e. disjoint columns of dW and planes of dX
-    // (col2im of one channel never touches another), so no thread waits on another.
-#pragma omp parallel
-    {
-      const auto [c0, c1] = detail::my_share(s.cin);
-      for (Index n = 0; n < s.n; ++n) image(n, c0, c1, dw);
-    }
-  }
+  });
 }
 
 }  // namespace hw1::cpu
