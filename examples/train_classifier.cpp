@@ -112,18 +112,8 @@ int run(int argc, char** argv) {
   for (auto [label, n] : val_counts) majority = std::max(majority, n);
   const double chance = double(majority) / double(val_files.size());
 
-  hw1::ScheduleConfig sc;
-  sc.name = cli.choice("--schedule", "constant", {"constant", "step", "cosine", "poly"});
-  sc.warmup_steps = cli.integer("--warmup-steps", 0);
-  // A last batch of one image cannot be trained in batch-norm training mode (layer4 is 1x1 at 32x32 input): drop it
-  // (the shuffle drops a different image each epoch).
-  const bool drop_last = train_files.size() > 1 && train_files.size() % std::size_t(batch) == 1;
-  const std::size_t batches = train_files.size() / std::size_t(batch) + (train_files.size() % std::size_t(batch) > 1);
-  sc.step_size = double(cli.integer("--step-epochs", 5, 1)) * double(batches);
-  sc.gamma = cli.real("--gamma", 0.1);
-  if (sc.name != "constant" && sc.name != "step" && sc.warmup_steps >= std::int64_t(epochs) * std::int64_t(batches))
-    throw hw1::UsageError("--warmup-steps " + std::to_string(sc.warmup_steps) + " must be below the run's " +
-                          std::to_string(std::int64_t(epochs) * std::int64_t(batches)) + " steps");
+  // (layer4 is 1x1 at 32x32 input, so a single-image last batch could not train batch norm)
+  const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_files.size(), batch, epochs, 5);
 
   hw1::ResNet101<hw1::dynamic> net(k, seed);
   // A resumed run that finished an epoch takes its weights from the checkpoint instead.

@@ -227,18 +227,8 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux) 
   if (task.snapshot_index.empty() != task.snapshot_epochs.empty())
     throw hw1::UsageError("--snapshot-images and --snapshot-epochs go together");
 
-  hw1::ScheduleConfig sc;
-  sc.name = cli.choice("--schedule", "constant", {"constant", "step", "cosine", "poly"});
-  sc.warmup_steps = cli.integer("--warmup-steps", 0);
-  // A last batch of one image cannot be trained in batch-norm training mode (DeepLabv3's image pooling): drop it
-  // (the shuffle drops a different pair each epoch).
-  const bool drop_last = train_pairs.size() > 1 && train_pairs.size() % std::size_t(batch) == 1;
-  const std::size_t batches = train_pairs.size() / std::size_t(batch) + (train_pairs.size() % std::size_t(batch) > 1);
-  sc.step_size = double(cli.integer("--step-epochs", 10, 1)) * double(batches);
-  sc.gamma = cli.real("--gamma", 0.1);
-  if (sc.name != "constant" && sc.name != "step" && sc.warmup_steps >= std::int64_t(epochs) * std::int64_t(batches))
-    throw hw1::UsageError("--warmup-steps " + std::to_string(sc.warmup_steps) + " must be below the run's " +
-                          std::to_string(std::int64_t(epochs) * std::int64_t(batches)) + " steps");
+  // (DeepLabv3's image pooling could not train batch norm on a single-pair last batch)
+  const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_pairs.size(), batch, epochs, 10);
 
   // A resumed run that finished an epoch takes its weights from the checkpoint instead.
   if (cli.has("--init-weights") &&

@@ -335,4 +335,29 @@ inline void print_best(std::ostream& out, const std::string& metric, const FitRe
       << detail::fmt("%.4f", chance) << ")" << std::endl;
 }
 
+// The learning-rate schedule from the command line, in optimizer steps, and how an epoch is batched: a last
+// batch of a single sample cannot be trained with batch norm in training mode, so it is dropped (the shuffle
+// drops a different sample each epoch).
+struct EpochPlan {
+  ScheduleConfig schedule;
+  bool drop_last = false;
+  std::size_t batches = 0;  // optimizer steps per epoch
+};
+inline EpochPlan plan_epochs(const Cli& cli, std::size_t samples, int batch, int epochs, long long default_step_epochs) {
+  EpochPlan p;
+  ScheduleConfig& sc = p.schedule;
+  sc.name = cli.choice("--schedule", "constant", {"constant", "step", "cosine", "poly"});
+  sc.warmup_steps = cli.integer("--warmup-steps", 0);
+  const std::size_t b = std::size_t(batch);
+  p.drop_last = samples > 1 && samples % b == 1;
+  p.batches = samples / b + (samples % b > 1);
+  sc.step_size = double(cli.integer("--step-epochs", default_step_epochs, 1)) * double(p.batches);
+  sc.gamma = cli.real("--gamma", 0.1);
+  const std::int64_t total = std::int64_t(epochs) * std::int64_t(p.batches);
+  if (sc.name != "constant" && sc.name != "step" && sc.warmup_steps >= total)
+    throw UsageError("--warmup-steps " + std::to_string(sc.warmup_steps) + " must be below the run's " +
+                     std::to_string(total) + " steps");
+  return p;
+}
+
 }  // namespace hw1
