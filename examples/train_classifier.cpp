@@ -116,17 +116,7 @@ int run(int argc, char** argv) {
   const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_files.size(), batch, epochs, 5);
 
   hw1::ResNet101<hw1::dynamic> net(k, seed);
-  // A resumed run that finished an epoch takes its weights from the checkpoint instead.
-  if (pretrained && !(ra.resume && std::filesystem::exists(std::filesystem::path(ra.run_dir) / "optimizer.safetensors")))
-    hw1::init_weights(net, cli.str("--init-weights"), "resnet101");
-
-  if (ra.resume) {
-    std::cout << "resume " << ra.run_dir << ": options restored from run.json\n";
-  } else {
-    hw1::prepare_run_dir(ra.run_dir, false, cli.flag("--force"));
-    if (cli.flag("--force")) hw1::clear_run_files(ra.run_dir);
-  }
-  hw1::write_run_json(kProgram, ra);
+  hw1::start_run(net, ra, kProgram, "resnet101");
 
   hw1::AugmentConfig train_aug, val_aug;
   train_aug.out_h = train_aug.out_w = val_aug.out_h = val_aug.out_w = size;

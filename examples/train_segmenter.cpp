@@ -230,17 +230,7 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux) 
   // (DeepLabv3's image pooling could not train batch norm on a single-pair last batch)
   const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_pairs.size(), batch, epochs, 10);
 
-  // A resumed run that finished an epoch takes its weights from the checkpoint instead.
-  if (cli.has("--init-weights") &&
-      !(ra.resume && std::filesystem::exists(std::filesystem::path(ra.run_dir) / "optimizer.safetensors")))
-    hw1::init_weights(net, cli.str("--init-weights"), model);
-  if (ra.resume) {
-    std::cout << "resume " << ra.run_dir << ": options restored from run.json\n";
-  } else {
-    hw1::prepare_run_dir(ra.run_dir, false, cli.flag("--force"));
-    if (cli.flag("--force")) hw1::clear_run_files(ra.run_dir);
-  }
-  hw1::write_run_json(kProgram, ra);
+  hw1::start_run(net, ra, kProgram, model);
 
   hw1::AugmentConfig train_aug, val_aug;
   train_aug.out_h = train_aug.out_w = val_aug.out_h = val_aug.out_w = size;

@@ -360,4 +360,21 @@ inline EpochPlan plan_epochs(const Cli& cli, std::size_t samples, int batch, int
   return p;
 }
 
+// Starts (or resumes) a run: --init-weights unless a resumed run has finished an epoch (its checkpoint then holds
+// the weights), RUN_DIR prepared (refused if it holds files, unless --force), the options saved to run.json.
+template <class Net>
+void start_run(Net& net, const RunArgs& ra, const std::string& program, const std::string& model) {
+  const Cli& cli = ra.cli;
+  if (cli.has("--init-weights") &&
+      !(ra.resume && std::filesystem::exists(std::filesystem::path(ra.run_dir) / "optimizer.safetensors")))
+    init_weights(net, cli.str("--init-weights"), model);
+  if (ra.resume) {
+    std::cout << "resume " << ra.run_dir << ": options restored from run.json\n";
+  } else {
+    prepare_run_dir(ra.run_dir, false, cli.flag("--force"));
+    if (cli.flag("--force")) clear_run_files(ra.run_dir);
+  }
+  write_run_json(program, ra);
+}
+
 }  // namespace hw1
