@@ -51,6 +51,21 @@ concept BoundLayer = requires(L l, ParamSet<typename L::scalar>& ps, Context<typ
 template <class S, int In = 3, class B = backend::cpu>
 concept LayerSpec = requires { typename S::template bind<In, B>; };
 
+// A layer's name for messages: its parameter prefix without the trailing dot ("layer1.0.conv1"), or `fallback`.
+inline std::string layer_name(const std::string& prefix, const char* fallback) {
+  return prefix.empty() ? fallback : prefix.substr(0, prefix.size() - 1);
+}
+
+// N, C, H, W of a layer's input, which must have `channels` channels (the run-time twin of channels_match).
+template <class E>
+Dims4 checked_input(const E& x, const std::string& name, int channels) {
+  const Dims4 d = dims4(x, name.c_str());
+  if (d.c != channels)
+    throw Error(name + ": expected " + std::to_string(channels) + " input channels, got " + std::to_string(d.c) +
+                " (input shape " + shape_str(x.shape()) + ")");
+  return d;
+}
+
 // Common typedefs of a bound layer.
 template <int In, int Out, class B>
 struct LayerBase {

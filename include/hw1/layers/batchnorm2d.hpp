@@ -21,7 +21,7 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
   void set_channels(int c) requires(C == dynamic) { c_ = c; }
 
   void visit(params& ps, const std::string& prefix) {
-    name_ = prefix.empty() ? "bn" : prefix.substr(0, prefix.size() - 1);
+    name_ = layer_name(prefix, "bn");
     const Shape s{std::size_t(c_)};
     gamma_ = ps.add(prefix + "weight", s, true, {Init::ones, 0});
     beta_ = ps.add(prefix + "bias", s, true, {Init::zeros, 0});
@@ -30,10 +30,7 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
   }
 
   tensor forward(context& c, tensor x) {
-    const Dims4 d = dims4(x, name_.c_str());
-    if (d.c != c_)
-      throw Error(name_ + ": expected " + std::to_string(c_) + " channels, got " + std::to_string(d.c) +
-                  " (input shape " + shape_str(x.shape()) + ")");
+    const Dims4 d = checked_input(x, name_, c_);
     tensor y = B::empty(shape_of(x));
     train_ = c.training;
     if (train_) {

@@ -26,7 +26,7 @@ class Conv2dLayer : public LayerBase<In, Out, B> {
 
   void visit(params& ps, const std::string& prefix) {
     if (in_ <= 0 || out_ <= 0) throw Error(prefix + "weight: channel count not set (dynamic layer)");
-    name_ = prefix.empty() ? "conv" : prefix.substr(0, prefix.size() - 1);
+    name_ = layer_name(prefix, "conv");
     // torchvision's ResNet / VGG init: kaiming_normal_(mode="fan_out", nonlinearity="relu"), bias 0.
     const double std = std::sqrt(2.0 / (double(out_) * K * K));
     w_ = ps.add(prefix + "weight", {std::size_t(out_), std::size_t(in_), K, K}, true, {Init::normal, std});
@@ -34,10 +34,7 @@ class Conv2dLayer : public LayerBase<In, Out, B> {
   }
 
   tensor forward(context& c, tensor x) {
-    const Dims4 d = dims4(x, name_.c_str());
-    if (d.c != in_)
-      throw Error(name_ + ": expected " + std::to_string(in_) + " input channels, got " + std::to_string(d.c) +
-                  " (input shape " + shape_str(x.shape()) + ")");
+    const Dims4 d = checked_input(x, name_, in_);
     s_ = {d.n, in_, d.h, d.w, out_, K, K, Stride, Stride, Padding, Padding, Dilation, Dilation};
     if (s_.out_h() <= 0 || s_.out_w() <= 0)
       throw Error(name_ + ": input " + shape_str(x.shape()) + " is too small for a " + std::to_string(K) + "x" +

@@ -22,7 +22,7 @@ class ConvTranspose2dLayer : public LayerBase<In, Out, B> {
 
   void visit(params& ps, const std::string& prefix) {
     if (in_ <= 0 || out_ <= 0) throw Error(prefix + "weight: channel count not set (dynamic layer)");
-    name_ = prefix.empty() ? "conv_transpose" : prefix.substr(0, prefix.size() - 1);
+    name_ = layer_name(prefix, "conv_transpose");
     // torch's default: kaiming_uniform_(a=sqrt(5)) over fan_in = weight.size(1) * K * K -> bound 1/sqrt(fan_in).
     const double bound = 1.0 / std::sqrt(double(out_) * K * K);
     w_ = ps.add(prefix + "weight", {std::size_t(in_), std::size_t(out_), K, K}, true, {Init::uniform, bound});
@@ -30,10 +30,7 @@ class ConvTranspose2dLayer : public LayerBase<In, Out, B> {
   }
 
   tensor forward(context& c, tensor x) {
-    const Dims4 d = dims4(x, name_.c_str());
-    if (d.c != in_)
-      throw Error(name_ + ": expected " + std::to_string(in_) + " input channels, got " + std::to_string(d.c) +
-                  " (input shape " + shape_str(x.shape()) + ")");
+    const Dims4 d = checked_input(x, name_, in_);
     s_ = {d.n, in_, d.h, d.w, out_, K, K, Stride, Stride, Padding, Padding, OutPad, OutPad, 1, 1};
     if (s_.out_h() <= 0 || s_.out_w() <= 0) throw Error(name_ + ": output size would be empty");
     tensor y = B::empty({std::size_t(d.n), std::size_t(out_), std::size_t(s_.out_h()), std::size_t(s_.out_w())});

@@ -22,7 +22,7 @@ class LinearLayer : public LayerBase<In, Out, B> {
 
   void visit(params& ps, const std::string& prefix) {
     if (out_ <= 0) throw Error(prefix + "weight: output size not set (dynamic layer)");
-    name_ = prefix.empty() ? "linear" : prefix.substr(0, prefix.size() - 1);
+    name_ = layer_name(prefix, "linear");
     // torch's default: kaiming_uniform_(a=sqrt(5)) -> U(-1/sqrt(in), 1/sqrt(in)), bias likewise.
     const double bound = 1.0 / std::sqrt(double(In));
     w_ = ps.add(prefix + "weight", {std::size_t(out_), std::size_t(In)}, true, {Init::uniform, bound});

@@ -17,7 +17,7 @@ class MaxPool2dLayer : public LayerBase<In, In, B> {
   using typename Base::context;
   using typename Base::params;
   using typename Base::tensor;
-  void visit(params&, const std::string& prefix) { name_ = prefix.empty() ? "maxpool" : prefix.substr(0, prefix.size() - 1); }
+  void visit(params&, const std::string& prefix) { name_ = layer_name(prefix, "maxpool"); }
   tensor forward(context&, tensor x) {
     const Dims4 d = dims4(x, name_.c_str());
     s_ = {d.n, d.c, d.h, d.w, K, K, S, S, P, P, Ceil};
