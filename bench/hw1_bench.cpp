@@ -2,7 +2,7 @@
 // every row in a fresh process (peak RSS per row) next to PyTorch's numbers.
 //   hw1-bench --row resnet101-train-32 [--iters N] [--warmup W]
 // Rows: <net>-<infer|train>-<size>[-b<batch>] for resnet101, fcn32s, deeplabv3 (batch defaults: the rows),
-// plus "sgemm" (Eigen's float GEMM, 2048^3) and "fma-peak" (the cores' FMA throughput).
+// plus "sgemm" (hw1's float GEMM, 2048^3) and "fma-peak" (the cores' FMA throughput).
 #include <immintrin.h>
 #include <omp.h>
 #include <sys/resource.h>
@@ -46,9 +46,9 @@ std::vector<double> time_it(F&& f, int warmup, int iters) {
 void report(const std::string& row, double batch, const std::vector<double>& t, double extra_gflops = 0) {
   const double median = t[t.size() / 2];
   std::printf("{\"row\": \"%s\", \"impl\": \"hw1\", \"batch\": %g, \"median_s\": %.6f, \"min_s\": %.6f, "
-              "\"img_per_s\": %.4f, \"peak_rss_mib\": %.1f, \"threads\": %d, \"gflops\": %.2f}\n",
+              "\"img_per_s\": %.4f, \"peak_rss_mib\": %.1f, \"threads\": %d, \"gflops\": %.2f, \"blas\": \"%s\"}\n",
               row.c_str(), batch, median, t.front(), batch / median, peak_rss_mib(), omp_get_max_threads(),
-              extra_gflops);
+              extra_gflops, hw1::cpu::blas_name().c_str());
 }
 
 template <class Net>
@@ -87,11 +87,18 @@ void run_net(Net& net, const std::string& row, bool train, std::size_t batch, st
   report(row, double(batch), time_it(step, warmup, iters));
 }
 
-// 2048^3 float GEMM through Eigen: the machine's practical sgemm rate.
+// 2048^3 float GEMM through hw1's gemm() (OpenBLAS where built with it, else Eigen), on all threads: the
+// machine's practical sgemm rate.
 void sgemm(int warmup, int iters) {
   const int n = 2048;
-  Eigen::MatrixXf a = Eigen::MatrixXf::Random(n, n), b = Eigen::MatrixXf::Random(n, n), c(n, n);
-  auto t = time_it([&] { c.noalias() = a * b; }, warmup, iters);
+  std::vector<float> a(std::size_t(n) * n), b(a.size()), c(a.size());
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (auto& v : a) v = d(rng);
+  for (auto& v : b) v = d(rng);
+  using hw1::cpu::mat;
+  auto t = time_it([&] { hw1::cpu::gemm(mat(c.data(), n, n), mat(a.data(), n, n), mat(b.data(), n, n), false); },
+                   warmup, iters);
   report("sgemm", 1, t, 2.0 * n * n * n / t[t.size() / 2] / 1e9);
 }
 
@@ -101,34 +108,35 @@ void fma_peak(int warmup, int iters) {
   auto body = [&] {
 #pragma omp parallel
     {
+// Twelve independent chains (2 FMA pipes x 4-cycle latency need 8), one opaque asm per round so that the
+// compiler can neither fold the recurrences nor order the chains' FMAs one after another.
 #if defined(__AVX512F__)
-      __m512 acc[12];
-      for (auto& a : acc) a = _mm512_set1_ps(1.0f);
-      const __m512 m = _mm512_set1_ps(0.999999f), k = _mm512_set1_ps(1e-7f);
-      // the empty asm keeps each chain opaque, so the compiler cannot fold or shorten the recurrence
-      for (long r = 0; r < reps; ++r)
-        for (auto& a : acc) {
-          a = _mm512_fmadd_ps(a, m, k);
-          asm volatile("" : "+v"(a));
-        }
-      float s = 0;
-      for (auto& a : acc) s += _mm512_reduce_add_ps(a);
+#define HW1_V __m512
+#define HW1_SET _mm512_set1_ps
+#define HW1_FMA _mm512_fmadd_ps
+#define HW1_SUM(v) _mm512_reduce_add_ps(v)
 #else
-      __m256 acc[12];
-      for (auto& a : acc) a = _mm256_set1_ps(1.0f);
-      const __m256 m = _mm256_set1_ps(0.999999f), k = _mm256_set1_ps(1e-7f);
-      for (long r = 0; r < reps; ++r)
-        for (auto& a : acc) {
-          a = _mm256_fmadd_ps(a, m, k);
-          asm volatile("" : "+x"(a));
-        }
-      float s = 0;
-      alignas(32) float tmp[8];
-      for (auto& a : acc) {
-        _mm256_store_ps(tmp, a);
-        for (float v : tmp) s += v;
-      }
+#define HW1_V __m256
+#define HW1_SET _mm256_set1_ps
+#define HW1_FMA _mm256_fmadd_ps
+#define HW1_SUM(v) [](__m256 x) { alignas(32) float t[8]; _mm256_store_ps(t, x); float r = 0; for (float f : t) r += f; return r; }(v)
 #endif
+      HW1_V a0 = HW1_SET(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0,
+            a10 = a0, a11 = a0;
+      const HW1_V m = HW1_SET(0.999999f), k = HW1_SET(1e-7f);
+      for (long r = 0; r < reps; ++r) {
+        a0 = HW1_FMA(a0, m, k), a1 = HW1_FMA(a1, m, k), a2 = HW1_FMA(a2, m, k), a3 = HW1_FMA(a3, m, k);
+        a4 = HW1_FMA(a4, m, k), a5 = HW1_FMA(a5, m, k), a6 = HW1_FMA(a6, m, k), a7 = HW1_FMA(a7, m, k);
+        a8 = HW1_FMA(a8, m, k), a9 = HW1_FMA(a9, m, k), a10 = HW1_FMA(a10, m, k), a11 = HW1_FMA(a11, m, k);
+        asm volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7), "+x"(a8),
+                     "+x"(a9), "+x"(a10), "+x"(a11));
+      }
+      const float s = HW1_SUM(a0) + HW1_SUM(a1) + HW1_SUM(a2) + HW1_SUM(a3) + HW1_SUM(a4) + HW1_SUM(a5) +
+                      HW1_SUM(a6) + HW1_SUM(a7) + HW1_SUM(a8) + HW1_SUM(a9) + HW1_SUM(a10) + HW1_SUM(a11);
+#undef HW1_V
+#undef HW1_SET
+#undef HW1_FMA
+#undef HW1_SUM
       volatile float sink = s;
       (void)sink;
     }

@@ -5,7 +5,11 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstddef>
+#include <string>
+#include <type_traits>
 #include <vector>
+
+#include "hw1/backend/cpu/blas.hpp"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -39,10 +43,80 @@ VecMap<T> vec(T* p, Index n) { return VecMap<T>(p, n); }
 template <class T>
 ConstVecMap<T> vec(const T* p, Index n) { return ConstVecMap<T>(p, n); }
 
-// c = a * b, or c += a * b. Eigen's blocked GEMM uses all OpenMP threads when called outside a parallel region
-// and runs single-threaded inside one, so a kernel picks its parallelism by where it calls this.
+namespace detail {
+
+// A GEMM operand as BLAS sees it: a row-major matrix at p with rows ld apart, read transposed or not.
+template <class T>
+struct BlasOperand {
+  const T* p;
+  Index ld;
+  bool trans;
+};
+template <class X>
+struct blas_view : std::false_type {};
+template <class T, class S>
+struct blas_view<Eigen::Map<RowMatrix<T>, Eigen::Unaligned, S>> : std::true_type {
+  static BlasOperand<T> get(const Eigen::Map<RowMatrix<T>, Eigen::Unaligned, S>& m) {
+    return {m.data(), m.outerStride(), false};
+  }
+};
+template <class T, class S>
+struct blas_view<Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, S>> : std::true_type {
+  static BlasOperand<T> get(const Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, S>& m) {
+    return {m.data(), m.outerStride(), false};
+  }
+};
+template <class M>
+struct blas_view<Eigen::Transpose<M>> : std::bool_constant<blas_view<std::remove_const_t<M>>::value> {
+  static auto get(const Eigen::Transpose<M>& t) {
+    auto o = blas_view<std::remove_const_t<M>>::get(t.nestedExpression());
+    o.trans = !o.trans;
+    return o;
+  }
+};
+
+inline bool blas_gemm(bool ta, bool tb, Index m, Index n, Index k, const float* a, Index lda, const float* b,
+                      Index ldb, float beta, float* c, Index ldc) {
+  const auto& lib = blas::library();
+  if (!lib.sgemm) return false;
+  lib.sgemm(blas::RowMajor, ta ? blas::Trans : blas::NoTrans, tb ? blas::Trans : blas::NoTrans, int(m), int(n), int(k),
+            1.0f, a, int(lda), b, int(ldb), beta, c, int(ldc));
+  return true;
+}
+inline bool blas_gemm(bool ta, bool tb, Index m, Index n, Index k, const double* a, Index lda, const double* b,
+                      Index ldb, double beta, double* c, Index ldc) {
+  const auto& lib = blas::library();
+  if (!lib.dgemm) return false;
+  lib.dgemm(blas::RowMajor, ta ? blas::Trans : blas::NoTrans, tb ? blas::Trans : blas::NoTrans, int(m), int(n), int(k),
+            1.0, a, int(lda), b, int(ldb), beta, c, int(ldc));
+  return true;
+}
+
+}  // namespace detail
+
+// The GEMM behind gemm(), e.g. "OpenBLAS 0.3.21 (SkylakeX)" or "Eigen (no OpenBLAS found; ...)".
+inline std::string blas_name() { return blas::library().name; }
+
+// c = a * b, or c += a * b. Row-major maps (and their transposes) of float or double go to OpenBLAS where it was
+// loaded (blas.hpp); anything else, or no OpenBLAS, to Eigen. Both run single-threaded inside a parallel region
+// and use all OpenMP threads outside one, so a kernel picks its parallelism by where it calls this.
 template <class C, class A, class B>
 void gemm(C&& c, const A& a, const B& b, bool accumulate) {
+  using CT = std::remove_cvref_t<C>;
+  using Scalar = typename CT::Scalar;
+  if constexpr ((std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>) && detail::blas_view<CT>::value &&
+                detail::blas_view<A>::value && detail::blas_view<B>::value) {
+    if (c.rows() == 0 || c.cols() == 0) return;
+    if (a.cols() == 0) {
+      if (!accumulate) c.setZero();
+      return;
+    }
+    const auto oa = detail::blas_view<A>::get(a), ob = detail::blas_view<B>::get(b);
+    const auto oc = detail::blas_view<CT>::get(c);
+    if (detail::blas_gemm(oa.trans, ob.trans, c.rows(), c.cols(), a.cols(), oa.p, oa.ld, ob.p, ob.ld,
+                          accumulate ? Scalar(1) : Scalar(0), const_cast<Scalar*>(oc.p), oc.ld))
+      return;
+  }
   if (accumulate)
     c.noalias() += a * b;
   else
