@@ -23,8 +23,12 @@
 #include "hw1/data/layout.hpp"
 #include "hw1/models.hpp"
 #include "hw1/train/checkpoint.hpp"
+#include "hw1/train/backend_ops.hpp"
 #include "hw1/train/cli.hpp"
 #include "hw1/train/progress.hpp"
+#ifdef HW1_WITH_CUDA
+#include "predict_cuda.hpp"
+#endif
 
 namespace {
 
@@ -32,7 +36,7 @@ namespace fs = std::filesystem;
 
 const char* kUsage =
     "usage: hw1-predict --checkpoint C [--checkpoint C2 ...] --images DIR (--csv OUT.csv | --masks OUT_DIR)\n"
-    "                   [--batch-size N] [--skip-bad] [--force]\n"
+    "                   [--batch-size N] [--device cpu|cuda|cuda:N] [--precision P] [--skip-bad] [--force]\n"
     "  --csv OUT.csv    problem 1: DIR holds *.png; writes 'image_id,label' then one 'name.png,label' row per\n"
     "                   image (resnet101 checkpoints).\n"
     "  --masks OUT_DIR  problem 2: DIR holds xxxx_sat.jpg; writes OUT_DIR/xxxx.png, RGB masks in the course\n"
@@ -40,6 +44,9 @@ const char* kUsage =
     "  Several --checkpoint: ensemble, majority vote of the members' labels (per image, or per pixel), ties\n"
     "                   broken by the highest mean softmax probability among the tied labels.\n"
     "  --batch-size N   images per forward pass (default 32 for classifiers, 2 for segmenters).\n"
+    "  --device D       cpu (default) | cuda | cuda:N (a build with the CUDA backend): where the networks run.\n"
+    "  --precision P    cuda only: float32 (default; TF32 off) | tf32 | fp16 | bf16 (convolutions in 16 bits with\n"
+    "                   float32 accumulation, the rest float32).\n"
     "  --skip-bad       skip unreadable images (reported at the end) instead of stopping at the first.\n"
     "  --force          overwrite an existing OUT.csv, or write into an OUT_DIR that already holds files.\n";
 
@@ -60,7 +67,7 @@ Member make_member(const std::string& path, const hw1::SafeTensors& file, const 
   return {path, info, net, [net](const hw1::Tensor& x) { return net->forward(x); }};
 }
 
-Member load_member(const std::string& path, bool segmentation) {
+Member load_member(const std::string& path, bool segmentation, bool cuda) {
   const hw1::SafeTensors file = hw1::SafeTensors::read(path);
   const hw1::CheckpointInfo info = hw1::CheckpointInfo::from(file);
   if (segmentation)
@@ -71,6 +78,13 @@ Member load_member(const std::string& path, bool segmentation) {
   if (segmentation && info.num_classes > hw1::kSegClasses)
     throw hw1::Error(path + ": a segmenter with " + std::to_string(info.num_classes) +
                      " classes; the course colours cover " + std::to_string(hw1::kSegClasses));
+  if (cuda) {
+#ifdef HW1_WITH_CUDA
+    Member m{path, info, nullptr, nullptr};
+    m.forward = predict_cuda::load(file, info, m.net);
+    return m;
+#endif
+  }
   if (info.model == "resnet101") return make_member<hw1::ResNet101<hw1::dynamic>>(path, file, info, info.num_classes);
   if (info.model == "fcn32s") return make_member<hw1::FCN32s<hw1::dynamic>>(path, file, info, info.num_classes);
   return make_member<hw1::DeepLabV3<hw1::dynamic>>(path, file, info, info.num_classes, info.aux_loss);
@@ -189,8 +203,13 @@ void prepare_output(const std::string& out, bool is_dir, bool force) {
 }
 
 int run(int argc, char** argv) {
-  const hw1::Cli cli(argc, argv, {"--checkpoint", "--images", "--csv", "--masks", "--batch-size"},
+  const hw1::Cli cli(argc, argv,
+                     {"--checkpoint", "--images", "--csv", "--masks", "--batch-size", "--device", "--precision"},
                      {"--skip-bad", "--force"}, kUsage);
+  const hw1::DeviceOption dev = hw1::parse_device_option(cli);
+#ifdef HW1_WITH_CUDA
+  if (dev.cuda) predict_cuda::use_device(dev.index, dev.precision);
+#endif
   const auto ckpts = cli.all("--checkpoint");
   if (ckpts.empty()) throw hw1::UsageError("--checkpoint is required");
   const std::string images = cli.required("--images");
@@ -209,7 +228,7 @@ int run(int argc, char** argv) {
   }
   std::vector<Member> members;
   for (const auto& c : ckpts) {
-    members.push_back(load_member(c, seg));
+    members.push_back(load_member(c, seg, dev.cuda));
     if (members.back().info.num_classes != members.front().info.num_classes)
       throw hw1::Error(c + ": has " + std::to_string(members.back().info.num_classes) + " classes but " + ckpts.front() +
                        " has " + std::to_string(members.front().info.num_classes) + "; an ensemble needs one label set");

@@ -1,161 +1,32 @@
 // hw1-train-classifier: HW1 problem 1, ResNet101 on a folder of "{label}_{id}.png" images (hw1/train/fit.hpp
-// does the epoch loop, checkpoints and resume).
-#include <algorithm>
-#include <filesystem>
-#include <iostream>
-#include <map>
-
-#include "hw1/data/loader.hpp"
-#include "hw1/models.hpp"
-#include "hw1/train/fit.hpp"
-#include "hw1/train/loss.hpp"
+// does the epoch loop, checkpoints and resume; train_classifier.hpp the rest, for any backend).
+#include "train_classifier.hpp"
 
 namespace {
 
-const char* kProgram = "hw1-train-classifier";
-const char* kUsage = R"USAGE(usage: hw1-train-classifier --train DIR --val DIR --out RUN_DIR [options]
-       hw1-train-classifier --resume RUN_DIR [--epochs N] [--workers N]
-Trains ResNet101 (torchvision layout) on DIR/{label}_{id}.png images; validates after every epoch.
-  --train DIR, --val DIR   labelled folders (train_50/, val_50/)
-  --out RUN_DIR            run directory: epoch-NNN.safetensors, best.safetensors, optimizer.safetensors,
-                           metrics.csv, curves.png, run.json; refused if it holds files (unless --force)
-  --resume RUN_DIR         continue an interrupted run with its original options (Ctrl-C included); the result
-                           equals an uninterrupted run. Only --epochs and --workers may change.
-  --epochs N               default 15
-  --batch-size N           default 32
-  --optimizer NAME         sgd | adam | adamw (default adam)
-  --lr X                   default 2e-5 with --init-weights (the report's fine-tuning), 1e-3 from scratch
-  --weight-decay X         default 0 (adamw: 0.01, torch's default)
-  --momentum X             SGD momentum, default 0.9;  --nesterov: Nesterov momentum
-  --schedule NAME          constant | step | cosine | poly (default constant); --warmup-steps N (default 0);
-                           --step-epochs N and --gamma X for step (default 5, 0.1)
-  --input-size S           images are resized (bilinear) 32 -> S; default 224 with --init-weights (ImageNet
-                           scale, as the report), 32 from scratch
-  --hflip, --rotate DEG    augmentation: horizontal flips, rotations in [-DEG, DEG] (report: --hflip --rotate 15)
-  --num-classes K          default: the largest label in --train + 1 (a --val label >= K is an error)
-  --init-weights FILE      start from a weights file (e.g. torchvision resnet101 with 1000 classes): loads every
-                           tensor that fits and lists the ones skipped (the fc head of another class count)
-  --seed N                 weights, data order, augmentation and dropout (default 0)
-  --workers N              loading threads (default 2; results do not depend on it)
-  --skip-bad               skip unreadable images (and report how many) instead of stopping
-  --force                  reuse a RUN_DIR that holds files (removes the previous run's files only)
-  --device cpu             the only device of this build
-Report recipe: --init-weights resnet101.safetensors --input-size 224 --hflip --rotate 15 --optimizer adam
-               --lr 2e-5 --batch-size 32 --epochs 15
-The last line printed is "best val_accuracy A at epoch E (chance C)", C = the majority-class rate of --val.
-)USAGE";
-
-struct ClassifierTask {
-  std::vector<float> weights;  // empty: unweighted
-  std::size_t correct = 0, total = 0;
-
-  template <class Net>
-  double train_step(Net& net, const hw1::ClassificationBatch& b) {
-    const hw1::Tensor y = net.forward(b.images);
-    auto r = hw1::cross_entropy(y, b.labels, weights);
-    net.backward(r.grad);
-    return r.loss;
-  }
-  void eval_begin() { correct = total = 0; }
-  template <class Net>
-  double eval_batch(Net& net, const hw1::ClassificationBatch& b) {
-    const hw1::Tensor y = net.forward(b.images);
-    const auto pred = hw1::argmax_classes(y);
-    for (std::size_t i = 0; i < pred.size(); ++i) correct += pred[i] == b.labels[i];
-    total += pred.size();
-    return hw1::cross_entropy(y, b.labels, weights, -100, false).loss;
-  }
-  double eval_metric() const { return total ? double(correct) / double(total) : 0.0; }
-};
-
 int run(int argc, char** argv) {
+  using namespace classifier;
   const std::set<std::string> options{"--train",     "--val",          "--out",      "--resume",     "--epochs",
                                       "--batch-size", "--lr",          "--optimizer", "--input-size", "--seed",
                                       "--weight-decay", "--momentum",  "--schedule", "--warmup-steps", "--step-epochs",
                                       "--gamma",     "--rotate",       "--num-classes", "--init-weights", "--workers",
-                                      "--device"};
+                                      "--device",    "--precision"};
   const std::set<std::string> flags{"--hflip", "--nesterov", "--skip-bad", "--force"};
-  const hw1::RunArgs ra = hw1::parse_run_args(kProgram, argc, argv, options, flags, kUsage);
+  const hw1::RunArgs ra = hw1::parse_run_args(kProgram, argc, argv, options, flags, kUsage,
+                                              {"--epochs", "--workers", "--device", "--precision"});
   const hw1::Cli& cli = ra.cli;
 
-  if (cli.choice("--device", "cpu", {"cpu", "cuda"}) == "cuda")
-    throw hw1::Error("--device cuda: this hw1 was built without CUDA support; use --device cpu");
-  const std::string train_dir = cli.required("--train"), val_dir = cli.required("--val");
-  const bool pretrained = cli.has("--init-weights");
-  const int epochs = int(cli.integer("--epochs", 15, 1));
-  const int batch = int(cli.integer("--batch-size", 32, 1));
-  const int size = int(cli.integer("--input-size", pretrained ? 224 : 32, 32));
-  const auto seed = std::uint64_t(cli.integer("--seed", 0));
-  const int workers = int(cli.integer("--workers", 2));
-  const bool skip_bad = cli.flag("--skip-bad");
-
-  hw1::OptimizerConfig oc;
-  oc.name = cli.choice("--optimizer", "adam", {"sgd", "adam", "adamw"});
-  oc.lr = cli.real("--lr", pretrained ? 2e-5 : 1e-3);
-  oc.weight_decay = cli.real("--weight-decay", oc.name == "adamw" ? 0.01 : 0.0);
-  oc.momentum = cli.real("--momentum", 0.9);
-  oc.nesterov = cli.flag("--nesterov");
-
-  // Folders first: every listing error (missing or empty folder, bad name, label out of range) comes before
-  // anything is written.
-  auto train_files = hw1::list_classification_dir(train_dir, std::numeric_limits<int>::max());
-  int max_label = 0;
-  for (const auto& f : train_files) max_label = std::max(max_label, f.label);
-  const int k = int(cli.integer("--num-classes", max_label + 1, 1));
-  if (max_label >= k)
-    throw hw1::Error(train_dir + ": holds label " + std::to_string(max_label) + " but --num-classes is " +
-                     std::to_string(k));
-  auto val_files = hw1::list_classification_dir(val_dir, k);
-  std::map<int, std::size_t> val_counts;
-  for (const auto& f : val_files) ++val_counts[f.label];
-  std::size_t majority = 0;
-  for (auto [label, n] : val_counts) majority = std::max(majority, n);
-  const double chance = double(majority) / double(val_files.size());
-
-  // (layer4 is 1x1 at 32x32 input, so a single-image last batch could not train batch norm)
-  const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_files.size(), batch, epochs, 5);
-
-  hw1::ResNet101<hw1::dynamic> net(k, seed);
-  hw1::start_run(net, ra, kProgram, "resnet101");
-
-  hw1::AugmentConfig train_aug, val_aug;
-  train_aug.out_h = train_aug.out_w = val_aug.out_h = val_aug.out_w = size;
-  train_aug.hflip = cli.flag("--hflip");
-  train_aug.rotate_degrees = float(cli.real("--rotate", 0));
-  hw1::Loader train(hw1::ClassificationDataset(std::move(train_files), train_aug),
-                    {.batch_size = std::size_t(batch), .shuffle = true, .drop_last = drop_last, .num_workers = workers,
-                     .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad});
-  hw1::Loader val(hw1::ClassificationDataset(std::move(val_files), val_aug),
-                  {.batch_size = std::size_t(batch), .shuffle = false, .num_workers = workers,
-                   .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad});
-
-  hw1::FitConfig fc;
-  fc.run_dir = ra.run_dir;
-  fc.epochs = epochs;
-  fc.seed = seed;
-  fc.resume = ra.resume;
-  fc.optimizer = oc;
-  fc.schedule = sc;
-  fc.info.model = "resnet101";
-  fc.info.num_classes = k;
-  fc.info.input_size = size;
-  fc.info.metric_name = "val_accuracy";
-  fc.chance = chance;
-  std::cout << "resnet101, " << k << " classes, " << train.dataset().size() << " train / " << val.dataset().size()
-            << " val images at " << size << "x" << size << ", " << oc.name << " lr " << oc.lr << ", batch " << batch
-            << ", " << epochs << " epochs -> " << ra.run_dir << std::endl;
-
-  hw1::install_interrupt_handler();
-  ClassifierTask task;
-  const hw1::FitResult r = hw1::fit(net, train, val, task, fc);
-  if (r.interrupted) {
-    std::cout << "interrupted: resume with --resume " << ra.run_dir << std::endl;
-    return 130;
+  const hw1::DeviceOption dev = hw1::parse_device_option(cli);
+  if (dev.cuda) {
+#ifdef HW1_WITH_CUDA
+    return train_resnet101_cuda(ra, dev);
+#endif
   }
-  hw1::print_best(std::cout, "val_accuracy", r, chance);
-  return 0;
+  return train_resnet101<hw1::backend::cpu>(ra, dev);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return hw1::run_main(kProgram, kUsage, [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) {
+  return hw1::run_main(classifier::kProgram, classifier::kUsage, [&] { return run(argc, argv); });
+}

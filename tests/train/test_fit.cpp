@@ -456,7 +456,18 @@ BOOST_AUTO_TEST_CASE(bad_input) {
                                {"--snapshot-images", "0042", "--snapshot-epochs", "1"})),
                "holds no pair 0042");
   // Devices and models this build does not have.
+#ifdef HW1_TRAINERS_WITH_CUDA
+  // A build with the CUDA backend: without a GPU one clear error; with one, a run (checked by tests/gpu).
+  {
+    const Proc p = run(C, cls_args(scratch("e9"), {"--device", "cuda", "--epochs", "1"}));
+    BOOST_TEST((p.rc == 0 || (p.rc == 1 && has(p, "--device cuda: no usable CUDA device"))), p.out);
+  }
+#else
   expect_error(run(C, cls_args(scratch("e9"), {"--device", "cuda"})), "built without CUDA support");
+#endif
+  expect_error(run(S, seg_args(seg_data() / "train", seg_data() / "validation", scratch("e11"), {"--precision", "fp16"})),
+               "--precision fp16 needs --device cuda");
+  expect_error(run(C, cls_args(scratch("e12"), {"--device", "gpu"})), "--device must be cpu, cuda or cuda:N");
   expect_error(run(S, seg_args(seg_data() / "train", seg_data() / "validation", scratch("e10"), {"--model", "unet"})),
                "--model must be fcn32s|deeplabv3");
 }

@@ -4,6 +4,9 @@ if(TARGET test_fit AND TARGET hw1-train-classifier AND TARGET hw1-train-segmente
   target_compile_definitions(test_fit PRIVATE HW1_TRAIN_CLASSIFIER="$<TARGET_FILE:hw1-train-classifier>"
                                               HW1_TRAIN_SEGMENTER="$<TARGET_FILE:hw1-train-segmenter>")
   add_dependencies(test_fit hw1-train-classifier hw1-train-segmenter)
+  if(TARGET hw1-train-classifier-cuda)  # the trainers have their --device cuda path
+    target_compile_definitions(test_fit PRIVATE HW1_TRAINERS_WITH_CUDA)
+  endif()
   foreach(case IN ITEMS classifier_ctrl_c_resume segmenter_ctrl_c_resume segmenter_learns deeplabv3_aux_head bad_input)
     add_test(NAME train.programs.${case} COMMAND test_fit --run_test=programs/${case})
     set_tests_properties(train.programs.${case} PROPERTIES LABELS "train;programs" TIMEOUT 600)

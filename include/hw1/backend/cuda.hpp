@@ -6,7 +6,8 @@
 // cached; the workspace is one growing buffer. All work runs in order on one stream per device.
 // Parameters: Model attaches a DeviceParams mirror (attach_params); values/grads/running statistics live on the
 // device, params().to_host() / to_device() copy them for checkpoints and host-side tools.
-// Float32 by default with TF32 off (gpu::precision()), so results agree with the CPU backend to rounding.
+// Float32 by default with TF32 off (gpu::precision()), so results agree with the CPU backend to rounding; tf32,
+// and fp16 / bf16 mixed precision for the convolutions (see Precision in backend/cuda/runtime.hpp), for speed.
 // This header contains kernels: a program that uses it is compiled by nvcc (.cu) and links hw1::cuda.
 #pragma once
 #include <array>
@@ -46,11 +47,17 @@ inline void* workspace(std::size_t bytes) {
 
 // One convolution geometry, as cuDNN sees a forward convolution x [n,c,h,w] * w [k,c,r,s] -> y [n,k,p,q]; the
 // algorithm of each direction is looked up with cudnnFind* the first time that direction runs.
+// Mixed precision (Precision::fp16 / bf16, float T only): the x / w / y descriptors are 16-bit with float32
+// accumulation on tensor cores; every call rounds its float32 inputs into 16-bit scratch buffers and widens the
+// result back into the caller's float32 array (a weight gradient is added to the float32 one), so the layers
+// around it see float32 as always. Bias terms use the float32 descriptors xf / yf.
 template <class T>
 struct ConvPlan {
-  TensorDesc x, y, bias;
+  TensorDesc x, y, xf, yf, bias;
   cudnnFilterDescriptor_t w{};
   cudnnConvolutionDescriptor_t conv{};
+  Precision mode;
+  std::size_t nx, nw, ny;  // element counts
   bool have_fwd = false, have_bwd_data = false, have_bwd_filter = false;
   cudnnConvolutionFwdAlgo_t fwd{};
   cudnnConvolutionBwdDataAlgo_t bwd_data{};
@@ -58,23 +65,35 @@ struct ConvPlan {
   std::size_t ws_fwd = 0, ws_bwd_data = 0, ws_bwd_filter = 0;
 
   ConvPlan(std::array<int, 4> xd, std::array<int, 4> wd, std::array<int, 4> yd, int ph, int pw, int sh, int sw,
-           int dh, int dw, bool tf32) {
+           int dh, int dw, Precision m)
+      : mode(std::is_same_v<T, float> ? m : Precision::fp32),
+        nx(std::size_t(xd[0]) * xd[1] * xd[2] * xd[3]),
+        nw(std::size_t(wd[0]) * wd[1] * wd[2] * wd[3]),
+        ny(std::size_t(yd[0]) * yd[1] * yd[2] * yd[3]) {
     const auto t = dnn_type<T>();
-    x.set(t, xd[0], xd[1], xd[2], xd[3]);
-    y.set(t, yd[0], yd[1], yd[2], yd[3]);
+    const auto dt = mode == Precision::fp16 ? CUDNN_DATA_HALF : mode == Precision::bf16 ? CUDNN_DATA_BFLOAT16 : t;
+    x.set(dt, xd[0], xd[1], xd[2], xd[3]);
+    y.set(dt, yd[0], yd[1], yd[2], yd[3]);
+    xf.set(t, xd[0], xd[1], xd[2], xd[3]);
+    yf.set(t, yd[0], yd[1], yd[2], yd[3]);
     bias.set(t, 1, yd[1], 1, 1);
     HW1_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
-    HW1_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, t, CUDNN_TENSOR_NCHW, wd[0], wd[1], wd[2], wd[3]));
+    HW1_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, dt, CUDNN_TENSOR_NCHW, wd[0], wd[1], wd[2], wd[3]));
     HW1_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
+    // compute type: float32 accumulation in every mode (double for double)
     HW1_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv, ph, pw, sh, sw, dh, dw, CUDNN_CROSS_CORRELATION, t));
-    // FMA math: no TF32 tensor cores, results comparable with the CPU backend.
-    HW1_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    // fp32: FMA math, no TF32 tensor cores, results comparable with the CPU backend; tf32: cuDNN's default (TF32
+    // tensor cores allowed); fp16 / bf16: tensor cores.
+    HW1_CUDNN_CHECK(cudnnSetConvolutionMathType(
+        conv, mode == Precision::fp32 ? CUDNN_FMA_MATH
+                                      : mode == Precision::tf32 ? CUDNN_DEFAULT_MATH : CUDNN_TENSOR_OP_MATH));
   }
   ConvPlan(const ConvPlan&) = delete;
   ~ConvPlan() {
     cudnnDestroyConvolutionDescriptor(conv);
     cudnnDestroyFilterDescriptor(w);
   }
+  bool mixed() const { return mode == Precision::fp16 || mode == Precision::bf16; }
 
   // Fastest successful result that needs at most 2 GiB of workspace.
   template <class Perf>
@@ -111,33 +130,80 @@ struct ConvPlan {
     bwd_filter = p.algo, ws_bwd_filter = p.memory, have_bwd_filter = true;
   }
 
-  // The three directions; `accumulate` adds into the output instead of overwriting it.
+  // 16-bit copies (mixed precision only; T is float there).
+  using Half = DeviceBuffer<std::uint16_t>;
+  Half narrow(const T* src, std::size_t n) const {
+    Half h(n);
+    if (mode == Precision::fp16)
+      kernels::launch("to_16bit", kernels::Index(n), kernels::to_16bit<__half>, kernels::Index(n),
+                      reinterpret_cast<const float*>(src), reinterpret_cast<__half*>(h.data()));
+    else
+      kernels::launch("to_16bit", kernels::Index(n), kernels::to_16bit<__nv_bfloat16>, kernels::Index(n),
+                      reinterpret_cast<const float*>(src), reinterpret_cast<__nv_bfloat16*>(h.data()));
+    return h;
+  }
+  void widen(const Half& h, T* dst, bool accumulate) const {
+    const auto n = kernels::Index(h.size());
+    if (mode == Precision::fp16)
+      kernels::launch("from_16bit", n, kernels::from_16bit<__half>, n, reinterpret_cast<const __half*>(h.data()),
+                      reinterpret_cast<float*>(dst), accumulate);
+    else
+      kernels::launch("from_16bit", n, kernels::from_16bit<__nv_bfloat16>, n,
+                      reinterpret_cast<const __nv_bfloat16*>(h.data()), reinterpret_cast<float*>(dst), accumulate);
+  }
+
+  // The three directions: y = x * w; dx = backward-data(w, dy); dw += backward-filter(x, dy).
   void forward(const T* xp, const T* wp, T* yp) {
     find_fwd();
     const T one = 1, zero = 0;
-    HW1_CUDNN_CHECK(cudnnConvolutionForward(device().dnn(), &one, x.d, xp, w, wp, conv, fwd, workspace(ws_fwd),
-                                            ws_fwd, &zero, y.d, yp));
+    if (!mixed()) {
+      HW1_CUDNN_CHECK(cudnnConvolutionForward(device().dnn(), &one, x.d, xp, w, wp, conv, fwd, workspace(ws_fwd),
+                                              ws_fwd, &zero, y.d, yp));
+      return;
+    }
+    const Half xh = narrow(xp, nx), wh = narrow(wp, nw);
+    Half yh(ny);
+    HW1_CUDNN_CHECK(cudnnConvolutionForward(device().dnn(), &one, x.d, xh.data(), w, wh.data(), conv, fwd,
+                                            workspace(ws_fwd), ws_fwd, &zero, y.d, yh.data()));
+    widen(yh, yp, false);
   }
   void backward_data(const T* wp, const T* dyp, T* dxp) {
     find_bwd_data();
     const T one = 1, zero = 0;
-    HW1_CUDNN_CHECK(cudnnConvolutionBackwardData(device().dnn(), &one, w, wp, y.d, dyp, conv, bwd_data,
-                                                 workspace(ws_bwd_data), ws_bwd_data, &zero, x.d, dxp));
+    if (!mixed()) {
+      HW1_CUDNN_CHECK(cudnnConvolutionBackwardData(device().dnn(), &one, w, wp, y.d, dyp, conv, bwd_data,
+                                                   workspace(ws_bwd_data), ws_bwd_data, &zero, x.d, dxp));
+      return;
+    }
+    const Half wh = narrow(wp, nw), dyh = narrow(dyp, ny);
+    Half dxh(nx);
+    HW1_CUDNN_CHECK(cudnnConvolutionBackwardData(device().dnn(), &one, w, wh.data(), y.d, dyh.data(), conv, bwd_data,
+                                                 workspace(ws_bwd_data), ws_bwd_data, &zero, x.d, dxh.data()));
+    widen(dxh, dxp, false);
   }
   void backward_filter(const T* xp, const T* dyp, T* dwp) {
     find_bwd_filter();
-    const T one = 1;
-    HW1_CUDNN_CHECK(cudnnConvolutionBackwardFilter(device().dnn(), &one, x.d, xp, y.d, dyp, conv, bwd_filter,
-                                                   workspace(ws_bwd_filter), ws_bwd_filter, &one, w, dwp));
+    const T one = 1, zero = 0;
+    if (!mixed()) {
+      HW1_CUDNN_CHECK(cudnnConvolutionBackwardFilter(device().dnn(), &one, x.d, xp, y.d, dyp, conv, bwd_filter,
+                                                     workspace(ws_bwd_filter), ws_bwd_filter, &one, w, dwp));
+      return;
+    }
+    const Half xh = narrow(xp, nx), dyh = narrow(dyp, ny);
+    Half dwh(nw);
+    HW1_CUDNN_CHECK(cudnnConvolutionBackwardFilter(device().dnn(), &one, x.d, xh.data(), y.d, dyh.data(), conv,
+                                                   bwd_filter, workspace(ws_bwd_filter), ws_bwd_filter, &zero, w,
+                                                   dwh.data()));
+    widen(dwh, dwp, true);
   }
-  // y += bias (per channel of y); db += sum of dy over n, h, w.
+  // y += bias (per channel of y); db += sum of dy over n, h, w. Float32 in every mode.
   void add_bias(const T* b, T* yp) {
     const T one = 1;
-    HW1_CUDNN_CHECK(cudnnAddTensor(device().dnn(), &one, bias.d, b, &one, y.d, yp));
+    HW1_CUDNN_CHECK(cudnnAddTensor(device().dnn(), &one, bias.d, b, &one, yf.d, yp));
   }
   void bias_grad(const T* dyp, T* db) {
     const T one = 1;
-    HW1_CUDNN_CHECK(cudnnConvolutionBackwardBias(device().dnn(), &one, y.d, dyp, &one, bias.d, db));
+    HW1_CUDNN_CHECK(cudnnConvolutionBackwardBias(device().dnn(), &one, yf.d, dyp, &one, bias.d, db));
   }
 };
 
@@ -146,11 +212,11 @@ template <class T>
 ConvPlan<T>& conv_plan(std::array<int, 4> xd, std::array<int, 4> wd, std::array<int, 4> yd, int ph, int pw, int sh,
                        int sw, int dh, int dw) {
   static std::map<std::array<int, 20>, std::unique_ptr<ConvPlan<T>>> plans;
-  const bool tf32 = precision() == Precision::tf32;
-  const std::array<int, 20> key{device().id(), int(tf32), xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[2], wd[3],
+  const Precision m = precision();
+  const std::array<int, 20> key{device().id(), int(m), xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[2], wd[3],
                                 yd[0], yd[1], yd[2], yd[3], ph, pw, sh, sw, dh, dw};
   auto& p = plans[key];
-  if (!p) p = std::make_unique<ConvPlan<T>>(xd, wd, yd, ph, pw, sh, sw, dh, dw, tf32);
+  if (!p) p = std::make_unique<ConvPlan<T>>(xd, wd, yd, ph, pw, sh, sw, dh, dw, m);
   return *p;
 }
 template <class T>
@@ -211,7 +277,7 @@ void conv_transpose2d_forward(const hw1::cpu::ConvTranspose2dShape& s, const T* 
     const T one = 1;
     TensorDesc bd;
     bd.set(dnn_type<T>(), 1, s.cout, 1, 1);
-    HW1_CUDNN_CHECK(cudnnAddTensor(device().dnn(), &one, bd.d, bias, &one, p.x.d, y));
+    HW1_CUDNN_CHECK(cudnnAddTensor(device().dnn(), &one, bd.d, bias, &one, p.xf.d, y));
   }
 }
 template <class T>
@@ -223,7 +289,7 @@ void conv_transpose2d_backward(const hw1::cpu::ConvTranspose2dShape& s, const T*
     const T one = 1;
     TensorDesc bd;
     bd.set(dnn_type<T>(), 1, s.cout, 1, 1);
-    HW1_CUDNN_CHECK(cudnnConvolutionBackwardBias(device().dnn(), &one, p.x.d, dy, &one, bd.d, db));
+    HW1_CUDNN_CHECK(cudnnConvolutionBackwardBias(device().dnn(), &one, p.xf.d, dy, &one, bd.d, db));
   }
   if (dw) p.backward_filter(dy, x, dw);
   if (dx) p.forward(dy, w, dx);

@@ -67,6 +67,12 @@ class MeanIoU {
 
   void reset() { tp_fp_ = tp_fn_ = tp_ = {}; }
 
+  // Adds counts gathered elsewhere (e.g. on the GPU): #pred==c, #gt==c and #both, for c in 0..5.
+  void add_counts(const std::array<std::uint64_t, kClasses>& predicted, const std::array<std::uint64_t, kClasses>& actual,
+                  const std::array<std::uint64_t, kClasses>& true_positive) {
+    for (int i = 0; i < kClasses; ++i) tp_fp_[i] += predicted[i], tp_fn_[i] += actual[i], tp_[i] += true_positive[i];
+  }
+
   // Raw counts, for logging and for merging evaluators.
   const std::array<std::uint64_t, kClasses>& predicted() const { return tp_fp_; }
   const std::array<std::uint64_t, kClasses>& actual() const { return tp_fn_; }

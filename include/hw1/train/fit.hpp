@@ -1,6 +1,8 @@
 // The epoch loop both trainers share: train, validate, checkpoint, log, plot, resume. Generic over the network
 // (any hw1 Model) and the task, which says how one batch is trained and evaluated:
 //   double train_step(Net&, const TrainBatch&);  // forward + loss + backward into zeroed grads; returns mean loss
+//     (or train_step(Net&, const TrainBatch&, double grad_scale): the loss gradient multiplied by grad_scale, the
+//     fp16 loss scale, which fit() divides out of the parameter gradients again before the optimizer step)
 //   void eval_begin();
 //   double eval_batch(Net&, const ValBatch&);    // eval-mode forward; accumulates the metric; returns mean loss
 //   double eval_metric() const;
@@ -27,6 +29,7 @@
 
 #include "hw1/data/loader.hpp"
 #include "hw1/plot/plot.hpp"
+#include "hw1/train/backend_ops.hpp"
 #include "hw1/train/checkpoint.hpp"
 #include "hw1/train/cli.hpp"
 #include "hw1/train/optimizer.hpp"
@@ -166,6 +169,7 @@ struct FitConfig {
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
   CheckpointInfo info;  // model, classes, preprocessing, metric_name; epoch and metric are filled in per epoch
+  bool loss_scaling = false;  // fp16 mixed precision: dynamic loss scaling (LossScaler)
   double chance = 0;    // the metric of the best constant prediction, printed next to the result
   std::ostream* out = &std::cout;
 };
@@ -196,9 +200,13 @@ FitResult fit(Net& net, Loader<TrainSet>& train, Loader<ValSet>& val, Task& task
   const fs::path dir(cfg.run_dir);
   const auto file = [&](const std::string& n) { return (dir / n).string(); };
   const std::string metric = cfg.info.metric_name;
-  auto& values = net.params().values();
-  auto& grads = net.params().grads();
-  auto opt = make_optimizer(cfg.optimizer);
+  // The optimizer works where the parameters live (host arrays, or the device mirror of a CUDA model).
+  using Ops = TrainOps<typename Net::backend_type>;
+  auto& params = net.params();
+  const std::size_t count = params.num_parameters();
+  auto opt = Ops::make_optimizer(cfg.optimizer);
+  LossScaler scaler;
+  scaler.enabled = cfg.loss_scaling;
 
   FitResult res;
   std::int64_t step = 0;
@@ -229,7 +237,17 @@ FitResult fit(Net& net, Loader<TrainSet>& train, Loader<ValSet>& val, Task& task
                   " does not match this run (epoch " + std::to_string(done) + ", " +
                   std::to_string(cfg.info.num_classes) + " classes)");
     net.load(ck);
-    opt->load_state(st, values.size());
+    opt->load_state(st, count);
+    if (scaler.enabled && st.metadata.count("loss_scale")) {
+      try {
+        scaler.scale = std::stod(st.metadata.at("loss_scale"));
+        scaler.good_steps = std::stoll(detail::meta(st, "loss_scale_good_steps"));
+      } catch (const Error&) {
+        throw;
+      } catch (const std::exception& e) {
+        throw Error(st.path() + ": corrupt loss scale (" + e.what() + ")");
+      }
+    }
     if (fs::exists(file("metrics.csv"))) log = MetricsLog::read(file("metrics.csv"), done);
     start = done + 1;
     out << "resuming " << cfg.run_dir << " after epoch " << done << " (global step " << step << ")\n";
@@ -246,18 +264,27 @@ FitResult fit(Net& net, Loader<TrainSet>& train, Loader<ValSet>& val, Task& task
     ProgressBar bar(tag + " train", train.dataset().size());
     double loss_sum = 0, lr = 0;
     std::size_t seen = 0;
+    const std::int64_t skipped_before = scaler.skipped;
     while (auto batch = train.next()) {
       if (g_interrupted) return res.interrupted = true, res;
       lr = learning_rate(cfg.schedule, cfg.optimizer.lr, step, total_steps);
       net.zero_grad();
       net.set_step(std::uint64_t(step));
-      const double loss = task.train_step(net, *batch);
+      double loss = 0;
+      if constexpr (requires { task.train_step(net, *batch, 1.0); }) {
+        loss = task.train_step(net, *batch, scaler.grad_scale());
+      } else {
+        if (scaler.enabled) throw Error("fit: loss scaling needs a task whose train_step takes the gradient scale");
+        loss = task.train_step(net, *batch);
+      }
       if (!std::isfinite(loss))
         throw Error("the training loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) +
                     ", step " + std::to_string(step) + " (lr " + detail::fmt("%g", lr) +
                     "); lower --lr or add --warmup-steps. The files of epoch " + std::to_string(epoch - 1) +
                     " are intact");
-      opt->step(values.data(), grads.data(), values.size(), lr);
+      // fp16: unscale and check the gradients; an overflow skips the update (the scale is lowered instead).
+      if (!scaler.enabled || scaler.update(Ops::unscale_grads(params, 1.0 / scaler.scale)))
+        opt->step(params.value(0), params.grad(0), count, lr);
       ++step;
       const std::size_t n = batch->names.size();
       loss_sum += loss * double(n);
@@ -315,6 +342,10 @@ FitResult fit(Net& net, Loader<TrainSet>& train, Loader<ValSet>& val, Task& task
     w.metadata["global_step"] = std::to_string(step);
     w.metadata["best_epoch"] = std::to_string(res.best_epoch);
     w.metadata["best_metric"] = detail::fmt("%.17g", res.best_metric);
+    if (scaler.enabled) {
+      w.metadata["loss_scale"] = detail::fmt("%.17g", scaler.scale);
+      w.metadata["loss_scale_good_steps"] = std::to_string(scaler.good_steps);
+    }
     w.write(file("optimizer.safetensors"));
 
     out << tag << "  train_loss " << detail::fmt("%.4f", log.rows.back()[1]) << "  val_loss "
@@ -322,6 +353,9 @@ FitResult fit(Net& net, Loader<TrainSet>& train, Loader<ValSet>& val, Task& task
         << "  lr " << detail::fmt("%.3g", lr) << "  " << detail::fmt("%.1f", double(seen) / train_seconds)
         << " img/s  " << detail::fmt("%.1f", secs) << " s";
     if (skipped || val.skipped()) out << "  skipped " << skipped << " train / " << val.skipped() << " val unreadable samples";
+    if (scaler.skipped > skipped_before)
+      out << "  fp16: " << scaler.skipped - skipped_before << " steps skipped on inf/nan gradients (loss scale now "
+          << detail::fmt("%g", scaler.scale) << ")";
     out << std::endl;
     res.last_epoch = epoch;
   }

@@ -6,8 +6,12 @@
 #ifndef __CUDACC__
 #error "hw1/backend/cuda/kernels.cuh holds CUDA kernels: compile this translation unit with nvcc (a .cu file)"
 #endif
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "hw1/backend/cuda/runtime.hpp"
 
@@ -257,6 +261,93 @@ __global__ void ce_backward(Index n, int k, int hw, const T* z, const std::int64
     const double sm = exp(double(z[i]) - lse[pos]);
     dz[i] = T((sm - (j == t ? 1.0 : 0.0)) * (weight ? double(weight[t]) : 1.0) / sums[1]);
   }
+}
+
+// ---- mixed precision: float32 <-> 16-bit copies around the convolutions ------------------------------------------
+template <class H>
+__device__ inline H narrow(float v) {
+  if constexpr (std::is_same_v<H, __half>) return __float2half_rn(v);
+  else return __float2bfloat16_rn(v);
+}
+__device__ inline float widen(__half v) { return __half2float(v); }
+__device__ inline float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class H>
+__global__ void to_16bit(Index n, const float* x, H* y) {
+  HW1_GRID_LOOP(i, n) y[i] = narrow<H>(x[i]);
+}
+// y = widen(x), or y += widen(x) with accumulate (weight gradients add into the float32 ones).
+template <class H>
+__global__ void from_16bit(Index n, const H* x, float* y, bool accumulate) {
+  HW1_GRID_LOOP(i, n) y[i] = accumulate ? __fadd_rn(y[i], widen(x[i])) : widen(x[i]);
+}
+
+// ---- training: loss-gradient scale, fp16 gradient check, optimizers, segmentation counts ----------------------------
+template <class T>
+__global__ void scale_inplace(Index n, T s, T* x) {
+  HW1_GRID_LOOP(i, n) x[i] *= s;
+}
+// g *= inv_scale; *bad = 1 if any result is inf or nan (torch.cuda.amp.GradScaler's unscale_ + found_inf).
+// (Templates, float only, like every kernel here: a header's non-template kernel would be defined in every .cu.)
+template <class F>
+__global__ void unscale_check(Index n, F inv_scale, F* g, int* bad) {
+  HW1_GRID_LOOP(i, n) {
+    const F v = g[i] * inv_scale;
+    g[i] = v;
+    if (!isfinite(v)) *bad = 1;
+  }
+}
+
+// The optimizers of hw1/train/optimizer.hpp, element for element in the same order of float operations; the _rn
+// intrinsics keep nvcc from contracting a multiply and an add into one FMA, which the CPU build does not do either.
+template <class F>
+__global__ void sgd_plain(Index n, F* p, const F* g, F wd, F neg_lr) {
+  HW1_GRID_LOOP(i, n) p[i] = __fadd_rn(p[i], __fmul_rn(neg_lr, __fadd_rn(g[i], __fmul_rn(wd, p[i]))));
+}
+template <class F>
+__global__ void sgd_momentum(Index n, F* p, const F* g, F* buf, F wd, F keep, F damp, F cd, F cb, F neg_lr) {
+  HW1_GRID_LOOP(i, n) {
+    const float d = __fadd_rn(g[i], __fmul_rn(wd, p[i]));
+    const float b = __fadd_rn(__fmul_rn(buf[i], keep), __fmul_rn(damp, d));
+    buf[i] = b;
+    p[i] = __fadd_rn(p[i], __fmul_rn(neg_lr, __fadd_rn(__fmul_rn(cd, d), __fmul_rn(cb, b))));
+  }
+}
+template <class F>
+__global__ void adam_step(Index n, F* p, const F* g, F* m, F* v, F b1, F a1, F b2, F a2, F neg_step, F bc2_sqrt,
+                          F eps, F l2, F shrink) {
+  HW1_GRID_LOOP(i, n) {
+    const float pi = __fmul_rn(p[i], shrink);
+    const float gi = __fadd_rn(g[i], __fmul_rn(l2, pi));
+    const float mi = __fadd_rn(__fmul_rn(m[i], b1), __fmul_rn(a1, gi));
+    const float vi = __fadd_rn(__fmul_rn(v[i], b2), __fmul_rn(__fmul_rn(a2, gi), gi));
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = __fadd_rn(pi, __fdiv_rn(__fmul_rn(neg_step, mi), __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), bc2_sqrt), eps)));
+  }
+}
+
+// The course's mIoU counts of one batch: per position the arg-max class of logits [n, k, hw] (lowest index on a
+// tie, as hw1::argmax_classes) against the target; counts[c] = #pred==c, counts[6+c] = #target==c, counts[12+c] =
+// #both, for c in 0..5 (hw1::MeanIoU). Per-block tallies in shared memory, one global atomic per counter and block.
+template <class T>
+__global__ void miou_counts(Index n, int k, int hw, const T* z, const std::int64_t* target,
+                            unsigned long long* counts) {
+  __shared__ unsigned long long local[18];
+  if (threadIdx.x < 18) local[threadIdx.x] = 0;
+  __syncthreads();
+  HW1_GRID_LOOP(i, n) {
+    const Index b = i / hw, p = i % hw;
+    const T* zp = z + b * k * hw + p;
+    int best = 0;
+    for (int j = 1; j < k; ++j)
+      if (zp[Index(j) * hw] > zp[Index(best) * hw]) best = j;
+    const std::int64_t t = target[i];
+    if (best < 6) atomicAdd(local + best, 1ull);
+    if (t >= 0 && t < 6) atomicAdd(local + 6 + t, 1ull);
+    if (t == best && best < 6) atomicAdd(local + 12 + best, 1ull);
+  }
+  __syncthreads();
+  if (threadIdx.x < 18 && local[threadIdx.x]) atomicAdd(counts + threadIdx.x, local[threadIdx.x]);
 }
 
 }  // namespace hw1::gpu::kernels

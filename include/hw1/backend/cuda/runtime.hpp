@@ -51,19 +51,33 @@ inline int device_count() {
   return n;
 }
 
-// Precision of convolutions and GEMMs. fp32 (default): no tensor-core TF32, so results match the CPU backend.
-enum class Precision { fp32, tf32 };
+// Precision of the convolutions (and, for tf32, the GEMMs). fp32 (default): no tensor-core TF32, so results match
+// the CPU backend to rounding. tf32: cuDNN and cuBLAS may use TF32 tensor cores. fp16 / bf16: mixed precision,
+// convolutions only (forward, backward-data, backward-filter, transposed convolutions): their inputs are rounded to
+// 16 bits, cuDNN accumulates in float32 on tensor cores, results are widened back to float32. Everything else
+// (activations in memory, batch norm, ReLU, pooling, resize, linear, loss, weights, gradients, optimizer) stays
+// float32; fp16 training needs loss scaling (hw1::LossScaler) because small gradients underflow 16 bits.
+enum class Precision { fp32, tf32, fp16, bf16 };
 inline Precision& precision() {
   static Precision p = Precision::fp32;
   return p;
 }
-// "fp32" | "tf32"; fp16 / bf16 mixed precision is not implemented (throws, saying so).
+inline bool mixed_precision() { return precision() == Precision::fp16 || precision() == Precision::bf16; }
+// "float32" (or "fp32") | "tf32" | "fp16" | "bf16"
 inline Precision parse_precision(const std::string& s) {
   if (s == "fp32" || s == "float32") return Precision::fp32;
   if (s == "tf32") return Precision::tf32;
-  if (s == "fp16" || s == "bf16")
-    throw Error("--precision " + s + ": mixed precision is not implemented in the CUDA backend yet; use fp32 or tf32");
-  throw Error("--precision must be fp32 or tf32, got '" + s + "'");
+  if (s == "fp16") return Precision::fp16;
+  if (s == "bf16") return Precision::bf16;
+  throw Error("--precision must be float32, tf32, fp16 or bf16, got '" + s + "'");
+}
+inline const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::tf32: return "tf32";
+    case Precision::fp16: return "fp16";
+    case Precision::bf16: return "bf16";
+    default: return "float32";
+  }
 }
 
 // ---- device, stream, handles, allocator ----------------------------------------------------------------------
@@ -116,6 +130,7 @@ class Device {
       void* p = it->second;
       live_[p] = it->first;
       cached_ -= it->first;
+      note_live(it->first);
       free_.erase(it);
       return p;
     }
@@ -137,6 +152,8 @@ class Device {
     check_cuda(e, "cudaMalloc");
     live_[p] = bytes;
     in_use_ += bytes;
+    peak_reserved_ = std::max(peak_reserved_, in_use_);
+    note_live(bytes);
     return p;
   }
   void deallocate(void* p) {
@@ -146,15 +163,30 @@ class Device {
     if (it == live_.end()) return;
     free_.emplace(it->second, p);
     cached_ += it->second;
+    live_bytes_ -= it->second;
     live_.erase(it);
   }
   void release_cache() {
     std::lock_guard lock(mutex_);
     release_cache_locked();
   }
+  // Memory statistics (bytes, rounded as allocated): held by live buffers now / at most since reset_peaks(), and
+  // obtained from cudaMalloc at most (live + cached; torch.cuda.max_memory_allocated / max_memory_reserved).
+  std::size_t live_bytes() const { return live_bytes_; }
+  std::size_t peak_live_bytes() const { return peak_live_; }
+  std::size_t peak_reserved_bytes() const { return peak_reserved_; }
+  void reset_peaks() {
+    std::lock_guard lock(mutex_);
+    peak_live_ = live_bytes_;
+    peak_reserved_ = in_use_;
+  }
 
  private:
   static std::string mib(std::size_t b) { return std::to_string(b >> 20) + " MiB"; }
+  void note_live(std::size_t bytes) {
+    live_bytes_ += bytes;
+    peak_live_ = std::max(peak_live_, live_bytes_);
+  }
   void release_cache_locked() {
     cudaStreamSynchronize(stream_);
     for (auto& [bytes, p] : free_) {
@@ -171,7 +203,7 @@ class Device {
   std::mutex mutex_;
   std::multimap<std::size_t, void*> free_;
   std::map<void*, std::size_t> live_;
-  std::size_t in_use_ = 0, cached_ = 0;
+  std::size_t in_use_ = 0, cached_ = 0, live_bytes_ = 0, peak_live_ = 0, peak_reserved_ = 0;
 };
 
 // The device the backend uses (cuda:0 unless select_device() chose another before first use).
@@ -189,6 +221,20 @@ inline Device& device() {
   return *d;
 }
 inline void select_device(int id) { selected_device() = id; }
+
+// What a program's --device cuda:N --precision P does: checks that device N exists (one clear error when there is
+// no GPU or no driver, cudaGetDeviceCount 100 / 35), makes it the backend's device and sets the precision.
+inline void use_device(int index, const std::string& precision_option) {
+  const int n = device_count();
+  if (n == 0)
+    throw Error("--device cuda: no usable CUDA device on this machine (no NVIDIA GPU, or no driver); use --device cpu");
+  if (index < 0 || index >= n)
+    throw Error("--device cuda:" + std::to_string(index) + ": this machine has " + std::to_string(n) +
+                " CUDA device" + (n > 1 ? "s (cuda:0 .. cuda:" + std::to_string(n - 1) + ")" : " (cuda:0)"));
+  select_device(index);
+  precision() = parse_precision(precision_option);
+  (void)device();  // stream and library handles now, so their errors come before any work
+}
 
 // "cuda" -> 0, "cuda:N" -> N; anything else is not a CUDA device (returns -1).
 inline int parse_device(const std::string& s) {

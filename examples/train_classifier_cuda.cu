@@ -1,0 +1,8 @@
+// hw1-train-classifier --device cuda: the trainer body (train_classifier.hpp) on the CUDA backend.
+#include "hw1/backend/cuda/train.cuh"
+#include "train_classifier.hpp"
+
+int classifier::train_resnet101_cuda(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
+  hw1::gpu::use_device(dev.index, dev.precision);
+  return train_resnet101<hw1::cuda>(ra, dev);
+}

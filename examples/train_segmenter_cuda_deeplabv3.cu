@@ -1,0 +1,8 @@
+// hw1-train-segmenter --model deeplabv3 --device cuda: the trainer body (train_segmenter.hpp) on the CUDA backend.
+#include "hw1/backend/cuda/train.cuh"
+#include "train_segmenter.hpp"
+
+int segmenter::train_deeplabv3_cuda(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
+  hw1::gpu::use_device(dev.index, dev.precision);
+  return train_deeplabv3<hw1::cuda>(ra, dev);
+}
