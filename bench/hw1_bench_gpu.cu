@@ -1,0 +1,131 @@
+// hw1-bench-gpu: the GPU rows of the benchmark, one row per process, one JSON line (bench/compare --device cuda
+// runs it beside bench/torch_bench.py --device cuda). Built only with the CUDA backend; hw1-bench (CPU) needs no
+// CUDA.
+//   hw1-bench-gpu --row resnet101-train-224-b64 [--precision float32|tf32|fp16|bf16] [--iters N] [--warmup W]
+// Rows: <net>-<infer|train>-<size>[-b<batch>] for resnet101 and deeplabv3 (batch default 8; FCN32s is left out to
+// keep this translation unit's compile time down). A training
+// step is what hw1-train-* does on the GPU: forward, device cross-entropy, backward, SGD with momentum on the
+// device (fp16: dynamic loss scaling with the gradient check); every step ends with a stream synchronisation.
+// Peak GPU memory: the most held by live tensors (torch.cuda.max_memory_allocated's counterpart) and the most
+// obtained from cudaMalloc (max_memory_reserved's), measured over the timed steps and the warm-up.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hw1/backend/cuda/train.cuh"
+#include "hw1/models.hpp"
+#include "hw1/train/cli.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+template <class F>
+std::vector<double> time_it(F&& f, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) f();
+  std::vector<double> t;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = clock_type::now();
+    f();
+    t.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t;
+}
+
+template <class Net>
+void run_net(Net& net, const std::string& row, bool train, std::size_t batch, std::size_t size, int warmup,
+             int iters, int classes, const std::string& precision) {
+  using Ops = hw1::TrainOps<hw1::cuda>;
+  auto& dev = hw1::gpu::device();
+  hw1::Tensor xh = hw1::empty({batch, 3, size, size});
+  std::mt19937 rng(0);
+  std::normal_distribution<float> d;
+  for (auto& v : xh) v = d(rng);
+  const auto x = hw1::gpu::to_device(xh);
+  dev.synchronize();
+  dev.reset_peaks();
+  std::vector<double> t;
+  if (!train) {
+    net.eval();
+    net.set_record(false);
+    t = time_it(
+        [&] {
+          (void)net.forward(x);
+          dev.synchronize();
+        },
+        warmup, iters);
+  } else {
+    net.train(true);
+    net.set_record(true);
+    hw1::OptimizerConfig oc;
+    oc.name = "sgd";
+    oc.momentum = 0.9;
+    auto opt = Ops::make_optimizer(oc);
+    hw1::LossScaler scaler;
+    scaler.enabled = precision == "fp16";
+    hw1::gpu::DeviceBuffer<std::int64_t> target;
+    auto& ps = net.params();
+    t = time_it(
+        [&] {
+          auto y = net.forward(x);
+          if (target.size() == 0) {
+            const std::size_t per = y.dimension() == 4 ? y.shape()[2] * y.shape()[3] : 1;
+            std::vector<std::int64_t> h(batch * per);
+            for (std::size_t i = 0; i < h.size(); ++i) h[i] = std::int64_t(i % std::size_t(classes));
+            target = Ops::targets(h);
+          }
+          auto l = Ops::cross_entropy(y, target, {}, scaler.grad_scale());
+          net.zero_grad();
+          net.backward(l.grad);
+          if (!scaler.enabled || scaler.update(Ops::unscale_grads(ps, 1.0 / scaler.scale)))
+            opt->step(ps.value(0), ps.grad(0), ps.num_parameters(), 1e-4);
+          dev.synchronize();
+        },
+        warmup, iters);
+  }
+  const double median = t[t.size() / 2];
+  cudaDeviceProp prop{};
+  HW1_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev.id()));
+  std::printf("{\"row\": \"%s\", \"impl\": \"hw1\", \"device\": \"%s\", \"precision\": \"%s\", \"batch\": %zu, "
+              "\"median_s\": %.6f, \"min_s\": %.6f, \"img_per_s\": %.4f, \"peak_alloc_mib\": %.1f, "
+              "\"peak_reserved_mib\": %.1f}\n",
+              row.c_str(), prop.name, precision.c_str(), batch, median, t.front(), double(batch) / median,
+              double(dev.peak_live_bytes()) / 1048576.0, double(dev.peak_reserved_bytes()) / 1048576.0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string usage =
+      "usage: hw1-bench-gpu --row NAME [--precision float32|tf32|fp16|bf16] [--device N] [--iters N] [--warmup W]\n"
+      "  NAME: <net>-<infer|train>-<size>[-b<batch>], net = resnet101 | deeplabv3 (batch default 8);\n"
+      "        the issue's rows: resnet101-train-224-b64, deeplabv3-train-512-b8, deeplabv3-infer-512-b8\n";
+  return hw1::run_main("hw1-bench-gpu", usage, [&] {
+    hw1::Cli cli(argc, argv, {"--row", "--iters", "--warmup", "--precision", "--device"}, {}, usage);
+    const std::string row = cli.required("--row");
+    const int iters = int(cli.integer("--iters", 10, 1)), warmup = int(cli.integer("--warmup", 3, 0));
+    const std::string precision = cli.choice("--precision", "float32", {"float32", "tf32", "fp16", "bf16"});
+    hw1::gpu::use_device(int(cli.integer("--device", 0)), precision);
+    auto parts = hw1::Cli::split(row, '-');
+    if (parts.size() < 3 || (parts[1] != "infer" && parts[1] != "train"))
+      throw hw1::UsageError("unknown row '" + row + "'");
+    const bool train = parts[1] == "train";
+    const std::size_t size = std::stoul(parts[2]);
+    std::size_t batch = 8;
+    if (parts.size() == 4 && parts[3].starts_with("b")) batch = std::stoul(parts[3].substr(1));
+    if (parts[0] == "resnet101") {
+      hw1::ResNet101<50, hw1::cuda> net;
+      run_net(net, row, train, batch, size, warmup, iters, 50, precision);
+    } else if (parts[0] == "deeplabv3") {
+      hw1::DeepLabV3<7, hw1::cuda> net;
+      run_net(net, row, train, batch, size, warmup, iters, 7, precision);
+    } else {
+      throw hw1::UsageError("unknown network in row '" + row + "'");
+    }
+    return 0;
+  });
+}
