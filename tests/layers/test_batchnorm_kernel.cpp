@@ -60,7 +60,9 @@ BOOST_AUTO_TEST_CASE(train_needs_more_than_one_value) {
                     hw1::Error);
 }
 
-BOOST_AUTO_TEST_CASE(train_gradients) {
+// HW below 16 takes the kernels' small-plane loops, 16 and above the per-channel ones.
+void train_gradients_at(int HW) {
+  const std::size_t kCount = std::size_t(N) * C * HW;
   V x = test::random_vector(kCount, 11, -2, 3), gamma = test::random_vector(C, 12, 0.5, 1.5),
     beta = test::random_vector(C, 13);
   const V g = test::random_vector(kCount, 14);
@@ -82,7 +84,15 @@ BOOST_AUTO_TEST_CASE(train_gradients) {
   BOOST_TEST(test::relative_error(dbeta, test::numeric_gradient(beta, loss)) < kGradTol);
 }
 
-BOOST_AUTO_TEST_CASE(eval_gradients) {
+BOOST_AUTO_TEST_CASE(train_gradients) {
+  for (int hw : {1, 5, 21, 40}) {
+    BOOST_TEST_CONTEXT("hw " << hw) { train_gradients_at(hw); }
+  }
+}
+
+// HW below 16 takes the kernels' small-plane loops, 16 and above the per-channel ones.
+void eval_gradients_at(int HW) {
+  const std::size_t kCount = std::size_t(N) * C * HW;
   V x = test::random_vector(kCount, 21, -2, 3), gamma = test::random_vector(C, 22, 0.5, 1.5),
     beta = test::random_vector(C, 23);
   const V g = test::random_vector(kCount, 24), rm = test::random_vector(C, 25),
@@ -101,6 +111,12 @@ BOOST_AUTO_TEST_CASE(eval_gradients) {
   BOOST_TEST(test::relative_error(dx, test::numeric_gradient(x, loss)) < kGradTol);
   BOOST_TEST(test::relative_error(dgamma, test::numeric_gradient(gamma, loss)) < kGradTol);
   BOOST_TEST(test::relative_error(dbeta, test::numeric_gradient(beta, loss)) < kGradTol);
+}
+
+BOOST_AUTO_TEST_CASE(eval_gradients) {
+  for (int hw : {1, 5, 21, 40}) {
+    BOOST_TEST_CONTEXT("hw " << hw) { eval_gradients_at(hw); }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(float_matches_double) {

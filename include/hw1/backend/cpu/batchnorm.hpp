@@ -1,9 +1,15 @@
 // BatchNorm2d kernels with PyTorch's semantics: training normalises with the biased batch variance but feeds the
-// unbiased one into running_var; eval uses the running statistics. Sums run in double, one channel per thread.
+// unbiased one into running_var; eval uses the running statistics. Sums run in double; each thread takes a share
+// of the channels.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "hw1/core/error.hpp"
 
@@ -15,6 +21,102 @@ template <class T>
 inline T gamma_at(const T* gamma, int ch) { return gamma ? gamma[ch] : T(1); }
 template <class T>
 inline T beta_at(const T* beta, int ch) { return beta ? beta[ch] : T(0); }
+
+// The loops of every batch-norm kernel, over a thread's channels [c0, c1) of an [n, c, hw] tensor. Per-channel
+// values are read through "slots": with small planes (hw < kSmallPlane; ResNet's last stages hold 1-16 values per
+// image and channel) a thread's channels of one image are one contiguous run, walked in a single flat loop with
+// the per-channel values expanded to one slot per element (slot = element's index in the run); with larger
+// planes each channel is walked image by image and its values sit in one slot. Both loops vectorise, and sums
+// run in double in a fixed order, so a given thread count always gives the same bits.
+struct ChannelLoop {
+  static constexpr int kSmallPlane = 16;
+  int n, hw, c0, c1;
+  std::ptrdiff_t cs;  // c * hw
+  bool small() const { return hw < kSmallPlane; }
+  std::ptrdiff_t run() const { return std::ptrdiff_t(c1 - c0) * hw; }
+  std::size_t slots() const { return std::size_t(small() ? run() : c1 - c0); }
+  // out[slot] = v(ch) for the slots of channels [c0, c1).
+  template <class V, class F>
+  void expand(V* out, F&& v) const {
+    for (int ch = c0; ch < c1; ++ch) {
+      const V x = V(v(ch));
+      if (small())
+        std::fill_n(out + std::ptrdiff_t(ch - c0) * hw, hw, x);
+      else
+        out[ch - c0] = x;
+    }
+  }
+  // g(e, slot) for every element e of the thread's channels.
+  template <class G>
+  void each(G&& g) const {
+    if (small()) {
+      const std::ptrdiff_t len = run();
+      for (int b = 0; b < n; ++b) {
+        const std::ptrdiff_t base = b * cs + std::ptrdiff_t(c0) * hw;
+        for (std::ptrdiff_t j = 0; j < len; ++j) g(base + j, j);
+      }
+    } else {
+      for (int ch = c0; ch < c1; ++ch)
+        for (int b = 0; b < n; ++b) {
+          const std::ptrdiff_t base = b * cs + std::ptrdiff_t(ch) * hw;
+          const std::ptrdiff_t k = ch - c0;
+          for (int i = 0; i < hw; ++i) g(base + i, k);
+        }
+    }
+  }
+  // out[ch - c0] = sum over the channel's elements e of f(e, slot), in double; acc: slots() doubles of scratch.
+  template <class F>
+  void sums(F&& f, double* out, double* acc) const {
+    if (small()) {
+      const std::ptrdiff_t len = run();
+      std::fill_n(acc, len, 0.0);
+      for (int b = 0; b < n; ++b) {
+        const std::ptrdiff_t base = b * cs + std::ptrdiff_t(c0) * hw;
+        for (std::ptrdiff_t j = 0; j < len; ++j) acc[j] += f(base + j, j);
+      }
+      for (int ch = c0; ch < c1; ++ch) {
+        double s = 0;
+        for (int i = 0; i < hw; ++i) s += acc[std::ptrdiff_t(ch - c0) * hw + i];
+        out[ch - c0] = s;
+      }
+    } else {
+      for (int ch = c0; ch < c1; ++ch) {
+        const std::ptrdiff_t k = ch - c0;
+        double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int b = 0; b < n; ++b) {
+          const std::ptrdiff_t base = b * cs + std::ptrdiff_t(ch) * hw;
+          int i = 0;
+          for (; i + 8 <= hw; i += 8)
+            for (int l = 0; l < 8; ++l) lane[l] += f(base + i + l, k);
+          for (; i < hw; ++i) lane[i & 7] += f(base + i, k);
+        }
+        out[k] = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+      }
+    }
+  }
+};
+
+// Runs body(loop, scratch) on every thread with its share of the channels; scratch has room for 8 arrays of
+// loop.slots() doubles (each at least c1 - c0 long).
+template <class F>
+void for_channels(int n, int c, int hw, F&& body) {
+  const std::ptrdiff_t work = std::ptrdiff_t(n) * c * hw;
+#pragma omp parallel if (work > (std::ptrdiff_t(1) << 14))
+  {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+    const int t = 0, nt = 1;
+#endif
+    const int c0 = int(std::ptrdiff_t(c) * t / nt), c1 = int(std::ptrdiff_t(c) * (t + 1) / nt);
+    if (c0 < c1) {
+      const ChannelLoop loop{n, hw, c0, c1, std::ptrdiff_t(c) * hw};
+      thread_local std::vector<double> buf;
+      if (buf.size() < 8 * loop.slots()) buf.resize(8 * loop.slots());
+      body(loop, buf.data());
+    }
+  }
+}
 }  // namespace detail
 
 template <class T>
@@ -25,112 +127,113 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
     throw Error("BatchNorm2d in training mode needs more than one value per channel, got input [" +
                 std::to_string(n) + "," + std::to_string(c) + ",h,w] with h*w=" + std::to_string(hw) +
                 "; use a batch larger than 1 or switch the model to eval mode");
-  const std::ptrdiff_t cs = std::ptrdiff_t(c) * hw;
-#pragma omp parallel for schedule(static)
-  for (int ch = 0; ch < c; ++ch) {
-    double sum = 0;
-    for (int b = 0; b < n; ++b) {
-      const T* p = x + b * cs + std::ptrdiff_t(ch) * hw;
-      for (int i = 0; i < hw; ++i) sum += p[i];
+  detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
+    const std::size_t S = L.slots();
+    double *acc = buf, *mean_s = buf + S, *sum = buf + 2 * S, *sq = buf + 3 * S;
+    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(x[e]); }, sum, acc);
+    L.expand(mean_s, [&](int ch) { return sum[ch - L.c0] / double(count); });
+    // second pass around the mean: no cancellation from E[x^2] - E[x]^2
+    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t k) { const double d = double(x[e]) - mean_s[k]; return d * d; }, sq,
+           acc);
+    T* scale = reinterpret_cast<T*>(buf + 4 * S);
+    T* shift = reinterpret_cast<T*>(buf + 5 * S);
+    for (int ch = L.c0; ch < L.c1; ++ch) {
+      const std::size_t k = std::size_t(ch - L.c0);
+      const double mean = sum[k] / double(count), var = sq[k] / double(count);
+      const double invstd = 1.0 / std::sqrt(var + double(eps));
+      save_mean[ch] = T(mean);
+      save_invstd[ch] = T(invstd);
+      if (running_mean) running_mean[ch] = T((1.0 - momentum) * running_mean[ch] + double(momentum) * mean);
+      if (running_var)
+        running_var[ch] = T((1.0 - momentum) * running_var[ch] + double(momentum) * sq[k] / double(count - 1));
     }
-    const double mean = sum / double(count);
-    double sq = 0;  // second pass: no cancellation from E[x^2] - E[x]^2
-    for (int b = 0; b < n; ++b) {
-      const T* p = x + b * cs + std::ptrdiff_t(ch) * hw;
-      for (int i = 0; i < hw; ++i) sq += (p[i] - mean) * (p[i] - mean);
-    }
-    const double var = sq / double(count);
-    const double invstd = 1.0 / std::sqrt(var + double(eps));
-    save_mean[ch] = T(mean);
-    save_invstd[ch] = T(invstd);
-    if (running_mean) running_mean[ch] = T((1.0 - momentum) * running_mean[ch] + double(momentum) * mean);
-    if (running_var)
-      running_var[ch] =
-          T((1.0 - momentum) * running_var[ch] + double(momentum) * sq / double(count - 1));
-    const double g = detail::gamma_at(gamma, ch), bt = detail::beta_at(beta, ch);
-    const double scale = g * invstd, shift = bt - mean * scale;
-    for (int b = 0; b < n; ++b) {
-      const T* p = x + b * cs + std::ptrdiff_t(ch) * hw;
-      T* q = y + b * cs + std::ptrdiff_t(ch) * hw;
-      for (int i = 0; i < hw; ++i) q[i] = T(p[i] * scale + shift);
-    }
-  }
+    L.expand(scale, [&](int ch) { return double(detail::gamma_at(gamma, ch)) * double(save_invstd[ch]); });
+    L.expand(shift, [&](int ch) {
+      return double(detail::beta_at(beta, ch)) - double(save_mean[ch]) * double(detail::gamma_at(gamma, ch)) *
+                                                     double(save_invstd[ch]);
+    });
+    L.each([&](std::ptrdiff_t e, std::ptrdiff_t k) { y[e] = x[e] * scale[k] + shift[k]; });
+  });
 }
 
 // dx = gamma*invstd/N * (N*dy - sum(dy) - xhat*sum(dy*xhat)); the batch statistics depend on x, hence the sums.
+// Per channel that is dx = a*dy + b*x + c, applied in one pass.
 template <class T>
 void batchnorm_backward_train(int n, int c, int hw, const T* x, const T* gamma, const T* save_mean,
                               const T* save_invstd, const T* dy, T* dx, T* dgamma, T* dbeta) {
   const double count = double(n) * hw;
-  const std::ptrdiff_t cs = std::ptrdiff_t(c) * hw;
-#pragma omp parallel for schedule(static)
-  for (int ch = 0; ch < c; ++ch) {
-    const double mean = save_mean[ch], invstd = save_invstd[ch];
-    double sdy = 0, sdyx = 0;
-    for (int b = 0; b < n; ++b) {
-      const T* p = x + b * cs + std::ptrdiff_t(ch) * hw;
-      const T* d = dy + b * cs + std::ptrdiff_t(ch) * hw;
-      for (int i = 0; i < hw; ++i) {
-        sdy += d[i];
-        sdyx += d[i] * ((p[i] - mean) * invstd);
-      }
+  detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
+    const std::size_t S = L.slots();
+    double *acc = buf, *mean_s = buf + S, *sdy = buf + 2 * S, *sdyx = buf + 3 * S;
+    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); }, sdy, acc);
+    L.expand(mean_s, [&](int ch) { return double(save_mean[ch]); });
+    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdyx,
+           acc);
+    for (int ch = L.c0; ch < L.c1; ++ch) {
+      const std::size_t k = std::size_t(ch - L.c0);
+      sdyx[k] *= double(save_invstd[ch]);  // sum(dy * xhat)
+      if (dgamma) dgamma[ch] += T(sdyx[k]);
+      if (dbeta) dbeta[ch] += T(sdy[k]);
     }
-    if (dgamma) dgamma[ch] += T(sdyx);
-    if (dbeta) dbeta[ch] += T(sdy);
-    if (!dx) continue;
-    const double k = detail::gamma_at(gamma, ch) * invstd;
-    const double mdy = sdy / count, mdyx = sdyx / count;
-    for (int b = 0; b < n; ++b) {
-      const T* p = x + b * cs + std::ptrdiff_t(ch) * hw;
-      const T* d = dy + b * cs + std::ptrdiff_t(ch) * hw;
-      T* q = dx + b * cs + std::ptrdiff_t(ch) * hw;
-      for (int i = 0; i < hw; ++i) q[i] = T(k * (d[i] - mdy - (p[i] - mean) * invstd * mdyx));
-    }
-  }
+    if (!dx) return;
+    T* a = reinterpret_cast<T*>(buf + 4 * S);
+    T* b = reinterpret_cast<T*>(buf + 5 * S);
+    T* cc = reinterpret_cast<T*>(buf + 6 * S);
+    auto coef = [&](int ch, int which) {
+      const std::size_t k = std::size_t(ch - L.c0);
+      const double invstd = save_invstd[ch], kk = double(detail::gamma_at(gamma, ch)) * invstd;
+      const double mdy = sdy[k] / count, mdyx = sdyx[k] / count;
+      // dx = kk * (dy - mdy - (x - mean) * invstd * mdyx)
+      if (which == 0) return kk;
+      if (which == 1) return -kk * invstd * mdyx;
+      return -kk * mdy + kk * invstd * mdyx * double(save_mean[ch]);
+    };
+    L.expand(a, [&](int ch) { return coef(ch, 0); });
+    L.expand(b, [&](int ch) { return coef(ch, 1); });
+    L.expand(cc, [&](int ch) { return coef(ch, 2); });
+    L.each([&](std::ptrdiff_t e, std::ptrdiff_t k) { dx[e] = a[k] * dy[e] + b[k] * x[e] + cc[k]; });
+  });
 }
 
 template <class T>
 void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* beta, const T* running_mean,
                             const T* running_var, T eps, T* y) {
-  const std::ptrdiff_t cs = std::ptrdiff_t(c) * hw;
-#pragma omp parallel for schedule(static)
-  for (int ch = 0; ch < c; ++ch) {
-    const double invstd = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
-    const double scale = detail::gamma_at(gamma, ch) * invstd;
-    const double shift = detail::beta_at(beta, ch) - running_mean[ch] * scale;
-    const T ts = T(scale), tsh = T(shift);
-    for (int b = 0; b < n; ++b) {
-      const T* p = x + b * cs + std::ptrdiff_t(ch) * hw;
-      T* q = y + b * cs + std::ptrdiff_t(ch) * hw;
-      for (int i = 0; i < hw; ++i) q[i] = p[i] * ts + tsh;
-    }
-  }
+  detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
+    T* scale = reinterpret_cast<T*>(buf);
+    T* shift = reinterpret_cast<T*>(buf + L.slots());
+    auto sc = [&](int ch) {
+      return double(detail::gamma_at(gamma, ch)) / std::sqrt(double(running_var[ch]) + double(eps));
+    };
+    L.expand(scale, sc);
+    L.expand(shift, [&](int ch) { return double(detail::beta_at(beta, ch)) - double(running_mean[ch]) * sc(ch); });
+    L.each([&](std::ptrdiff_t e, std::ptrdiff_t k) { y[e] = x[e] * scale[k] + shift[k]; });
+  });
 }
 
 // In eval the statistics are constants: dx = dy * gamma * invstd.
 template <class T>
 void batchnorm_backward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* running_mean,
                              const T* running_var, T eps, const T* dy, T* dx, T* dgamma, T* dbeta) {
-  const std::ptrdiff_t cs = std::ptrdiff_t(c) * hw;
-#pragma omp parallel for schedule(static)
-  for (int ch = 0; ch < c; ++ch) {
-    const double mean = running_mean[ch];
-    const double invstd = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
-    const T k = T(detail::gamma_at(gamma, ch) * invstd);
-    double sdy = 0, sdyx = 0;
-    for (int b = 0; b < n; ++b) {
-      const T* p = x + b * cs + std::ptrdiff_t(ch) * hw;
-      const T* d = dy + b * cs + std::ptrdiff_t(ch) * hw;
-      T* q = dx ? dx + b * cs + std::ptrdiff_t(ch) * hw : nullptr;
-      for (int i = 0; i < hw; ++i) {
-        sdy += d[i];
-        sdyx += d[i] * ((p[i] - mean) * invstd);
-        if (q) q[i] = d[i] * k;  // after reading d[i]: dx may alias dy
-      }
+  detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
+    const std::size_t S = L.slots();
+    double *acc = buf, *mean_s = buf + S, *sdy = buf + 2 * S, *sdyx = buf + 3 * S;
+    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); }, sdy, acc);
+    L.expand(mean_s, [&](int ch) { return double(running_mean[ch]); });
+    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdyx,
+           acc);
+    for (int ch = L.c0; ch < L.c1; ++ch) {
+      const std::size_t k = std::size_t(ch - L.c0);
+      const double invstd = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
+      if (dgamma) dgamma[ch] += T(sdyx[k] * invstd);
+      if (dbeta) dbeta[ch] += T(sdy[k]);
     }
-    if (dgamma) dgamma[ch] += T(sdyx);
-    if (dbeta) dbeta[ch] += T(sdy);
-  }
+    if (!dx) return;
+    T* a = reinterpret_cast<T*>(buf + 4 * S);
+    L.expand(a, [&](int ch) {
+      return double(detail::gamma_at(gamma, ch)) / std::sqrt(double(running_var[ch]) + double(eps));
+    });
+    L.each([&](std::ptrdiff_t e, std::ptrdiff_t k) { dx[e] = dy[e] * a[k]; });  // after the sums: dx may alias dy
+  });
 }
 
 }  // namespace hw1::cpu
