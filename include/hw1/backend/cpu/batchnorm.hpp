@@ -100,7 +100,7 @@ struct ChannelLoop {
 // loop.slots() doubles (each at least c1 - c0 long).
 template <class F>
 void for_channels(int n, int c, int hw, F&& body) {
-  const std::ptrdiff_t work = std::ptrdiff_t(n) * c * hw;
+  [[maybe_unused]] const std::ptrdiff_t work = std::ptrdiff_t(n) * c * hw;
 #pragma omp parallel if (work > (std::ptrdiff_t(1) << 14))
   {
 #ifdef _OPENMP
