@@ -186,9 +186,14 @@ BOOST_AUTO_TEST_CASE(nullptr_skips_each_gradient) {
   }
 }
 
-// The same code in float agrees with double to float's precision.
+std::vector<Conv2dShape> grouped_geometries();
+
+// The same code in float agrees with double to float's precision (float has its own AVX-512 gather/scatter on the
+// batched small-image path).
 BOOST_AUTO_TEST_CASE(float_agrees_with_double) {
-  for (const auto& s : geometries()) {
+  auto all = geometries();
+  for (const auto& s : grouped_geometries()) all.push_back(s);
+  for (const auto& s : all) {
     BOOST_TEST_CONTEXT(describe(s)) {
       const Problem p(s, 13);
       const auto f = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
@@ -240,6 +245,9 @@ std::vector<Conv2dShape> grouped_geometries() {
       {64, 5, 2, 2, 3, 1, 1},                // 1x1 direct path, 2x2, batch 64
       {64, 1024, 4, 4, 3, 1, 1},             // 1x1 direct path, K = 1024: two groups of 32
       {64, 4, 6, 6, 5, 1, 1, 2, 2},          // 1x1 stride 2 -> 3x3, batch 64
+      {64, 8, 2, 2, 6, 3, 3, 1, 1, 1, 1},    // 3x3 pad 1 at 2x2 (ResNet layer3 at 32x32 input), batch 64
+      {33, 3, 4, 5, 5, 3, 3, 1, 1, 2, 2, 2, 2},  // dilation 2 at 4x5, batch 33
+      {64, 8, 1, 1, 4, 3, 3, 1, 1, 1, 1},    // 3x3 pad 1 at 1x1: every tap but the centre reads padding
   };
 }
 
@@ -250,7 +258,7 @@ BOOST_AUTO_TEST_CASE(grouped_images_match_reference_gradients_and_threads) {
   for (const auto& s : grouped_geometries()) {
     BOOST_TEST_CONTEXT(describe(s)) {
       const auto g = hw1::cpu::detail::geom(s);
-      const auto groups = hw1::cpu::detail::image_groups(s.n, g.rows(), g.cols());
+      const auto groups = hw1::cpu::detail::image_groups(s.n, g.rows(), g.cols(), g.c * g.plane());
       BOOST_TEST(groups.most > 1);
       several_groups |= groups.count > 1 && s.n % groups.count != 0;
       Problem p(s, seed += 10);

@@ -7,9 +7,16 @@
 // other inside a call (a barrier per block costs milliseconds on a busy machine).
 #pragma once
 #include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "hw1/backend/cpu/gemm.hpp"
 #include "hw1/core/error.hpp"
@@ -121,46 +128,84 @@ void col2im(const ColGeom& g, const T* col, Index p0, Index p1, Index c0, Index 
 // position q % P) of a channel's plane, or -1 where the window reads padding. One table per call serves every
 // channel, so im2col and col2im become flat gathers and scatters with no per-row bookkeeping (at 2x2 or 4x4
 // images the row-by-row copies above spent more time in their loop control than in moving data).
-inline const Index* group_table(const ColGeom& g, Index ni, Index xs) {
+using TabIndex = std::int32_t;  // offsets within a group (image_groups keeps a group's input below 2^31 values)
+
+inline const TabIndex* group_table(const ColGeom& g, Index ni, Index xs) {
   const Index P = g.cols(), m = ni * P, kk = Index(g.kh) * g.kw;
-  Index* tab = scratch<Index, 3>(std::size_t(kk * m));
+  TabIndex* tab = scratch<TabIndex, 3>(std::size_t(kk * m));
   for (Index t = 0; t < kk; ++t) {
     const int ki = int(t / g.kw), kj = int(t % g.kw);
-    Index* row = tab + t * m;
+    TabIndex* row = tab + t * m;
     for (Index p = 0; p < P; ++p) {
       const int oy = int(p / g.ow), ox = int(p % g.ow);
       const int iy = oy * g.sh - g.ph + ki * g.dh, ix = ox * g.sw - g.pw + kj * g.dw;
-      row[p] = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w ? Index(iy) * g.w + ix : -1;
+      row[p] = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w ? TabIndex(Index(iy) * g.w + ix) : -1;
     }
     for (Index j = 1; j < ni; ++j)
-      for (Index p = 0; p < P; ++p) row[j * P + p] = row[p] < 0 ? -1 : row[p] + j * xs;
+      for (Index p = 0; p < P; ++p) row[j * P + p] = row[p] < 0 ? -1 : TabIndex(row[p] + j * xs);
   }
   return tab;
 }
 
-// col[r - r0][q] (rows ld apart) for column-matrix rows [r0, r1) of the group whose first image is at x.
+// dst[q] = src[t[q]] (0 where t[q] < 0), q < m; with AVX-512, 16 lanes per masked gather.
 template <class T>
-void im2col_table(const ColGeom& g, const Index* tab, Index m, const T* x, Index r0, Index r1, T* col, Index ld) {
-  const Index kk = Index(g.kh) * g.kw, plane = g.plane();
-  for (Index r = r0; r < r1; ++r) {
-    const T* src = x + r / kk * plane;
-    const Index* t = tab + r % kk * m;
-    T* dst = col + (r - r0) * ld;
-    for (Index q = 0; q < m; ++q) dst[q] = t[q] >= 0 ? src[t[q]] : T(0);
+inline void gather_row(const T* src, const TabIndex* t, Index m, T* dst) {
+  Index q = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512i zero = _mm512_setzero_si512();
+    for (; q + 16 <= m; q += 16) {
+      const __m512i idx = _mm512_loadu_si512(t + q);
+      const __mmask16 valid = _mm512_cmpge_epi32_mask(idx, zero);
+      _mm512_storeu_ps(dst + q, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, idx, src, 4));
+    }
   }
+#endif
+  for (; q < m; ++q) dst[q] = t[q] >= 0 ? src[t[q]] : T(0);
+}
+
+// dst[t[q]] += src[q] where t[q] >= 0. Within one row the targets are distinct (one kernel tap maps different
+// positions to different pixels), so 16 lanes can gather, add and scatter at once.
+template <class T>
+inline void scatter_add_row(const T* src, const TabIndex* t, Index m, T* dst) {
+  Index q = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512i zero = _mm512_setzero_si512();
+    for (; q + 16 <= m; q += 16) {
+      const __m512i idx = _mm512_loadu_si512(t + q);
+      const __mmask16 valid = _mm512_cmpge_epi32_mask(idx, zero);
+      const __m512 cur = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, idx, dst, 4);
+      _mm512_mask_i32scatter_ps(dst, valid, idx, _mm512_add_ps(cur, _mm512_loadu_ps(src + q)), 4);
+    }
+  }
+#endif
+  for (; q < m; ++q)
+    if (t[q] >= 0) dst[t[q]] += src[q];
+}
+
+// col[r - r0][q] (rows ld apart) for column-matrix rows [r0, r1) of the group whose first image is at x (images
+// xs apart).
+template <class T>
+void im2col_table(const ColGeom& g, const TabIndex* tab, Index m, const T* x, Index xs, Index r0, Index r1, T* col,
+                  Index ld) {
+  const Index kk = Index(g.kh) * g.kw, plane = g.plane();
+  if (g.pointwise()) {  // column q = (image j, position p) reads x[j][r][p]: plain copies, image by image
+    const Index P = g.cols();
+    for (Index r = r0; r < r1; ++r)
+      for (Index j = 0; j * P < m; ++j) std::copy_n(x + j * xs + r * plane, P, col + (r - r0) * ld + j * P);
+    return;
+  }
+  for (Index r = r0; r < r1; ++r) gather_row(x + r / kk * plane, tab + r % kk * m, m, col + (r - r0) * ld);
 }
 
 // The adjoint: dx[...] += col entries, for the rows of channels [c0, c1) (col rows ld apart, starting at c0's).
 template <class T>
-void col2im_table(const ColGeom& g, const Index* tab, Index m, const T* col, Index c0, Index c1, T* dx, Index ld) {
+void col2im_table(const ColGeom& g, const TabIndex* tab, Index m, const T* col, Index c0, Index c1, T* dx,
+                  Index ld) {
   const Index kk = Index(g.kh) * g.kw, plane = g.plane();
-  for (Index r = c0 * kk; r < c1 * kk; ++r) {
-    T* dst = dx + r / kk * plane;
-    const Index* t = tab + r % kk * m;
-    const T* src = col + (r - c0 * kk) * ld;
-    for (Index q = 0; q < m; ++q)
-      if (t[q] >= 0) dst[t[q]] += src[q];
-  }
+  for (Index r = c0 * kk; r < c1 * kk; ++r)
+    scatter_add_row(col + (r - c0 * kk) * ld, tab + r % kk * m, m, dx + r / kk * plane);
 }
 
 // Positions per block: about kBlockElems column-matrix entries (2 MiB of float) stay in a core's L2 between
@@ -178,12 +223,14 @@ struct Groups {
   Index n, count, most;  // images, groups, most images in one group (1: no grouping)
   Index begin(Index i) const { return n * i / count; }
 };
-inline Groups image_groups(Index n, Index rows, Index cols) {
+// xs: values per input image; a group's input stays addressable by TabIndex.
+inline Groups image_groups(Index n, Index rows, Index cols, Index xs) {
   constexpr Index kGroupBelow = 256;  // positions per image from which one image fills a GEMM by itself
   if (n == 1 || cols >= kGroupBelow) return {n, n, 1};
   const Index per = std::min(n, (block_cols(rows, n * cols) + cols - 1) / cols);
-  const Index count = (n + per - 1) / per;
-  return {n, count, (n + count - 1) / count};
+  const Index count = (n + per - 1) / per, most = (n + count - 1) / count;
+  if (most * xs > Index(std::numeric_limits<TabIndex>::max())) return {n, n, 1};
+  return {n, count, most};
 }
 
 // Whether `items` independent pieces keep all threads evenly busy with one piece per thread at a time.
@@ -295,7 +342,7 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
   detail::check(s);
   const detail::ColGeom g = detail::geom(s);
   const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * g.plane();
-  const detail::Groups gr = detail::image_groups(s.n, K, P);
+  const detail::Groups gr = detail::image_groups(s.n, K, P, xs);
   if (gr.most > 1) {
     // Group i (images [n0, n0 + ni)), output channels [o0, o1): Yg = W[o0:o1] * [col(X[n0]) ... col(X[n0+ni-1])],
     // then each image's P columns (+ bias) go to its place in y.
@@ -303,8 +350,8 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
       if (o0 >= o1) return;
       const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P, no = o1 - o0;
       T* col = scratch<T, 0>(std::size_t(K * m));
-      const Index* tab = detail::group_table(g, ni, xs);
-      detail::im2col_table(g, tab, m, x + n0 * xs, 0, K, col, m);
+      const detail::TabIndex* tab = detail::group_table(g, ni, xs);
+      detail::im2col_table(g, tab, m, x + n0 * xs, xs, 0, K, col, m);
       T* yg = scratch<T, 1>(std::size_t(no * m));
       gemm(mat(yg, no, m), mat(w + o0 * K, no, K), mat(static_cast<const T*>(col), K, m), false);
       for (Index j = 0; j < ni; ++j)
@@ -347,7 +394,7 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
   const Index xs = Index(s.cin) * plane, ys = Index(s.cout) * P, bc = detail::block_cols(K, P);
   if (db) detail::add_channel_sums(dy, s.n, s.cout, P, db);
   if (!dx && !dw) return;
-  const detail::Groups gr = detail::image_groups(s.n, K, P);
+  const detail::Groups gr = detail::image_groups(s.n, K, P, xs);
   if (gr.most > 1) {
     // Group i (images [n0, n0 + ni)), input channels [c0, c1) (column rows [r0, r0 + nr)), with dYg and colg the
     // group's dY and column matrices side by side: dW[:, rows] += dYg * colg^T, dX = col2im(W[:, rows]^T * dYg).
@@ -359,9 +406,9 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
         for (Index o = 0; o < s.cout; ++o) std::copy_n(dy + (n0 + j) * ys + o * P, P, dyg + o * m + j * P);
       const auto dY = mat(static_cast<const T*>(dyg), s.cout, m);
       T* col = scratch<T, 0>(std::size_t(nr * m));
-      const Index* tab = detail::group_table(g, ni, xs);
+      const detail::TabIndex* tab = detail::group_table(g, ni, xs);
       if (dW) {
-        detail::im2col_table(g, tab, m, x + n0 * xs, r0, r0 + nr, col, m);
+        detail::im2col_table(g, tab, m, x + n0 * xs, xs, r0, r0 + nr, col, m);
         gemm(mat(dW + r0, s.cout, nr, K), dY, mat(static_cast<const T*>(col), nr, m).transpose(), true);
       }
       if (dx) {
