@@ -346,14 +346,10 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
   if (gr.most > 1) {
     // Group i (images [n0, n0 + ni)), output channels [o0, o1): Yg = W[o0:o1] * [col(X[n0]) ... col(X[n0+ni-1])],
     // then each image's P columns (+ bias) go to its place in y.
-    detail::for_pieces(gr.count, s.cout, [&](Index i, Index o0, Index o1) {
-      if (o0 >= o1) return;
+    auto multiply = [&](Index i, Index o0, Index o1, const T* col) {
       const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P, no = o1 - o0;
-      T* col = scratch<T, 0>(std::size_t(K * m));
-      const detail::TabIndex* tab = detail::group_table(g, ni, xs);
-      detail::im2col_table(g, tab, m, x + n0 * xs, xs, 0, K, col, m);
       T* yg = scratch<T, 1>(std::size_t(no * m));
-      gemm(mat(yg, no, m), mat(w + o0 * K, no, K), mat(static_cast<const T*>(col), K, m), false);
+      gemm(mat(yg, no, m), mat(w + o0 * K, no, K), mat(col, K, m), false);
       for (Index j = 0; j < ni; ++j)
         for (Index o = 0; o < no; ++o) {
           const T* src = yg + o * m + j * P;
@@ -361,7 +357,33 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
           const T b = bias ? bias[o0 + o] : T(0);
           for (Index p = 0; p < P; ++p) dst[p] = src[p] + b;
         }
-    });
+    };
+    if (detail::split_items(gr.count, max_threads())) {  // whole groups per thread
+#pragma omp parallel for schedule(static)
+      for (Index i = 0; i < gr.count; ++i) {
+        const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P;
+        T* col = scratch<T, 0>(std::size_t(K * m));
+        detail::im2col_table(g, detail::group_table(g, ni, xs), m, x + n0 * xs, xs, 0, K, col, m);
+        multiply(i, 0, s.cout, col);
+      }
+    } else {
+      // Too few groups: the team builds each group's column matrix together (a share of its rows each), then
+      // each thread multiplies its share of the output channels; the barriers keep the shared buffer consistent.
+      T* col = scratch<T, 4>(std::size_t(K * gr.most * P));
+#pragma omp parallel
+      {
+        const auto [o0, o1] = detail::my_share(s.cout);
+        const auto [r0, r1] = detail::my_share(K);
+        for (Index i = 0; i < gr.count; ++i) {
+          const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P;
+          if (r0 < r1)
+            detail::im2col_table(g, detail::group_table(g, ni, xs), m, x + n0 * xs, xs, r0, r1, col + r0 * m, m);
+#pragma omp barrier
+          if (o0 < o1) multiply(i, o0, o1, col);
+#pragma omp barrier
+        }
+      }
+    }
     return;
   }
   const Index bc = detail::block_cols(K, P), nb = (P + bc - 1) / bc;
@@ -398,13 +420,14 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
   if (gr.most > 1) {
     // Group i (images [n0, n0 + ni)), input channels [c0, c1) (column rows [r0, r0 + nr)), with dYg and colg the
     // group's dY and column matrices side by side: dW[:, rows] += dYg * colg^T, dX = col2im(W[:, rows]^T * dYg).
-    detail::for_backward_pieces(gr.count, s.cin, dw, s.cout * K, [&](Index i, Index c0, Index c1, T* dW) {
-      if (c0 >= c1) return;
-      const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P, r0 = c0 * kk, nr = (c1 - c0) * kk;
-      T* dyg = scratch<T, 2>(std::size_t(s.cout * m));
+    auto gather_dy = [&](Index i, Index o0, Index o1, T* dyg) {  // dYg[o0:o1] of group i
+      const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P;
       for (Index j = 0; j < ni; ++j)
-        for (Index o = 0; o < s.cout; ++o) std::copy_n(dy + (n0 + j) * ys + o * P, P, dyg + o * m + j * P);
-      const auto dY = mat(static_cast<const T*>(dyg), s.cout, m);
+        for (Index o = o0; o < o1; ++o) std::copy_n(dy + (n0 + j) * ys + o * P, P, dyg + o * m + j * P);
+    };
+    auto piece = [&](Index i, Index c0, Index c1, T* dW, const T* dyg) {
+      const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P, r0 = c0 * kk, nr = (c1 - c0) * kk;
+      const auto dY = mat(dyg, s.cout, m);
       T* col = scratch<T, 0>(std::size_t(nr * m));
       const detail::TabIndex* tab = detail::group_table(g, ni, xs);
       if (dW) {
@@ -416,7 +439,29 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
         for (Index j = 0; j < ni; ++j) std::fill_n(dx + (n0 + j) * xs + c0 * plane, (c1 - c0) * plane, T(0));
         detail::col2im_table(g, tab, m, static_cast<const T*>(col), c0, c1, dx + n0 * xs, m);
       }
-    });
+    };
+    if (detail::split_items(gr.count, max_threads())) {  // whole groups per thread, dW in per-thread partials
+      detail::for_backward_pieces(gr.count, s.cin, dw, s.cout * K, [&](Index i, Index c0, Index c1, T* dW) {
+        T* dyg = scratch<T, 2>(std::size_t(s.cout * (gr.begin(i + 1) - gr.begin(i)) * P));
+        gather_dy(i, 0, s.cout, dyg);
+        piece(i, c0, c1, dW, dyg);
+      });
+    } else {
+      // Too few groups: the team gathers each group's dY together, then each thread takes its input channels
+      // (its own columns of dw, so no partial sums).
+      T* dyg = scratch<T, 5>(std::size_t(s.cout * gr.most * P));
+#pragma omp parallel
+      {
+        const auto [o0, o1] = detail::my_share(s.cout);
+        const auto [c0, c1] = detail::my_share(s.cin);
+        for (Index i = 0; i < gr.count; ++i) {
+          gather_dy(i, o0, o1, dyg);
+#pragma omp barrier
+          if (c0 < c1) piece(i, c0, c1, dw, dyg);
+#pragma omp barrier
+        }
+      }
+    }
     return;
   }
   // Image n, input channels [c0, c1) (column rows [r0, r0 + nr)), block by block: dW[:, rows] += dY * cols^T and
