@@ -2,7 +2,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -126,4 +128,32 @@ BOOST_AUTO_TEST_CASE(float_instantiation) {
   BOOST_TEST(dx[4] == 32.0f);
   cpu::global_avgpool_forward<float>(1, 1, 9, x.data(), y.data());
   BOOST_TEST(y[0] == 4.0f);
+}
+
+// Without argmax (inference) the kernel takes a branch-free path for windows inside the image: it must give the
+// same values as the argmax path, NaN and ties included, for every geometry and at the borders.
+BOOST_AUTO_TEST_CASE(no_argmax_path_matches_argmax_path) {
+  const std::vector<cpu::Pool2dShape> shapes = {
+      {2, 3, 9, 11, 2, 2, 2, 2, 0, 0, false},  // VGG
+      {2, 3, 9, 11, 3, 3, 2, 2, 1, 1, false},  // ResNet stem
+      {1, 2, 10, 7, 3, 3, 2, 2, 1, 1, true},   // ceil mode: last window past the edge
+      {1, 2, 8, 13, 3, 2, 1, 3, 1, 0, false},  // asymmetric kernel and stride
+      {1, 1, 2, 2, 2, 2, 2, 2, 1, 1, false},   // every window touches padding
+  };
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> pick(0, 5);  // few distinct values: many ties
+  for (const auto& s : shapes) {
+    BOOST_TEST_CONTEXT("h " << s.h << " w " << s.w << " k " << s.kh << "x" << s.kw) {
+      std::vector<float> x(std::size_t(s.n) * s.c * s.h * s.w);
+      for (auto& v : x) v = float(pick(rng));
+      x[x.size() / 3] = std::numeric_limits<float>::quiet_NaN();
+      const std::size_t out = std::size_t(s.n) * s.c * s.out_h() * s.out_w();
+      std::vector<float> a(out), b(out);
+      std::vector<std::int64_t> am(out);
+      cpu::maxpool2d_forward<float>(s, x.data(), a.data(), am.data());
+      cpu::maxpool2d_forward<float>(s, x.data(), b.data(), nullptr);
+      for (std::size_t i = 0; i < out; ++i)
+        BOOST_TEST((a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]))), "output " << i);
+    }
+  }
 }

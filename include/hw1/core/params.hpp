@@ -138,9 +138,12 @@ class ParamSet {
   const std::vector<T>& values() const { return values_; }
   const std::vector<T>& buffers() const { return buffers_; }
   std::size_t num_parameters() const { return n_values_; }
+  // With a device mirror the gradients live there (to_host() copies them back), so only the mirror is cleared.
   void zero_grad() {
-    std::fill(grads_.begin(), grads_.end(), T(0));
-    if (mirror_) mirror_->zero_grads();
+    if (mirror_)
+      mirror_->zero_grads();
+    else
+      std::fill(grads_.begin(), grads_.end(), T(0));
   }
 
  private:

@@ -18,15 +18,19 @@ class MaxPool2dLayer : public LayerBase<In, In, B> {
   using typename Base::params;
   using typename Base::tensor;
   void visit(params&, const std::string& prefix) { name_ = layer_name(prefix, "maxpool"); }
-  tensor forward(context&, tensor x) {
+  tensor forward(context& c, tensor x) {
     const Dims4 d = dims4(x, name_.c_str());
     s_ = {d.n, d.c, d.h, d.w, K, K, S, S, P, P, Ceil};
     if (s_.out_h() <= 0 || s_.out_w() <= 0)
       throw Error(name_ + ": input " + shape_str(x.shape()) + " is too small for a " + std::to_string(K) + "x" +
                   std::to_string(K) + " max pool");
     tensor y = B::empty({std::size_t(d.n), std::size_t(d.c), std::size_t(s_.out_h()), std::size_t(s_.out_w())});
-    argmax_.resize(y.size());
-    B::maxpool2d_forward(s_, x.data(), y.data(), argmax_.data());
+    if (c.record) {
+      argmax_.resize(y.size());
+      B::maxpool2d_forward(s_, x.data(), y.data(), argmax_.data());
+    } else {  // no backward follows: skip the argmax
+      B::maxpool2d_forward(s_, x.data(), y.data(), static_cast<std::int64_t*>(nullptr));
+    }
     return y;
   }
   tensor backward(context&, tensor dy) {

@@ -44,35 +44,67 @@ inline void check_pool(const Pool2dShape& s) {
 }
 }  // namespace detail
 
+namespace detail {
+// Max of a window with PyTorch's rules: padding counts as -inf, so only in-bounds cells compete; strict '>' keeps
+// the first maximum; NaN wins. With argmax: the flat index of the winner within the plane.
+template <class T>
+inline T window_max(const T* xp, int w, int r0, int r1, int q0, int q1, std::int64_t* at) {
+  T best = -std::numeric_limits<T>::infinity();
+  std::int64_t where = std::int64_t(r0) * w + q0;
+  for (int r = r0; r < r1; ++r)
+    for (int q = q0; q < q1; ++q) {
+      const T v = xp[std::ptrdiff_t(r) * w + q];
+      if (v > best || std::isnan(v)) {
+        best = v;
+        where = std::int64_t(r) * w + q;
+      }
+    }
+  if (at) *at = where;
+  return best;
+}
+}  // namespace detail
+
+// argmax (flat index within the plane, as PyTorch's) may be nullptr when no backward follows.
 template <class T>
 void maxpool2d_forward(const Pool2dShape& s, const T* x, T* y, std::int64_t* argmax) {
   detail::check_pool(s);
   const int oh = s.out_h(), ow = s.out_w();
   const std::ptrdiff_t planes = std::ptrdiff_t(s.n) * s.c, in_plane = std::ptrdiff_t(s.h) * s.w,
                        out_plane = std::ptrdiff_t(oh) * ow;
+  // Output columns [jlo, jhi) have their whole window inside the row span of the image.
+  const int jlo = std::min(ow, (s.pad_w + s.stride_w - 1) / s.stride_w);
+  const int jhi = std::max(jlo, std::min(ow, s.w + s.pad_w - s.kw >= 0 ? (s.w + s.pad_w - s.kw) / s.stride_w + 1 : 0));
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t pl = 0; pl < planes; ++pl) {
     const T* xp = x + pl * in_plane;
     T* yp = y + pl * out_plane;
-    std::int64_t* ap = argmax + pl * out_plane;
+    std::int64_t* ap = argmax ? argmax + pl * out_plane : nullptr;
     for (int i = 0; i < oh; ++i) {
-      const int h0 = i * s.stride_h - s.pad_h, h1 = std::min(h0 + s.kh, s.h);
-      for (int j = 0; j < ow; ++j) {
-        const int w0 = j * s.stride_w - s.pad_w, w1 = std::min(w0 + s.kw, s.w);
-        // Padding counts as -inf, so only in-bounds cells compete; strict '>' keeps the first max; NaN wins (as PyTorch).
-        T best = -std::numeric_limits<T>::infinity();
-        std::int64_t at = std::int64_t(std::max(h0, 0)) * s.w + std::max(w0, 0);
-        for (int r = std::max(h0, 0); r < h1; ++r)
-          for (int q = std::max(w0, 0); q < w1; ++q) {
-            const T v = xp[std::ptrdiff_t(r) * s.w + q];
-            if (v > best || std::isnan(v)) {
-              best = v;
-              at = std::int64_t(r) * s.w + q;
+      const int h0 = i * s.stride_h - s.pad_h, r0 = std::max(h0, 0), r1 = std::min(h0 + s.kh, s.h);
+      T* yr = yp + std::ptrdiff_t(i) * ow;
+      std::int64_t* ar = ap ? ap + std::ptrdiff_t(i) * ow : nullptr;
+      auto edge = [&](int j) {
+        const int w0 = j * s.stride_w - s.pad_w;
+        yr[j] = detail::window_max(xp, s.w, r0, r1, std::max(w0, 0), std::min(w0 + s.kw, s.w), ar ? ar + j : nullptr);
+      };
+      for (int j = 0; j < jlo; ++j) edge(j);
+      if (!ar && r1 - r0 == s.kh) {
+        // Inference, window rows all inside: running max over the window's rows and columns, branch-free so that
+        // it vectorises; (v > m || v != v) ? v : m keeps PyTorch's first-max and NaN rules.
+        for (int j = jlo; j < jhi; ++j) {
+          const T* c = xp + std::ptrdiff_t(r0) * s.w + (j * s.stride_w - s.pad_w);
+          T m = -std::numeric_limits<T>::infinity();
+          for (int r = 0; r < s.kh; ++r)
+            for (int q = 0; q < s.kw; ++q) {
+              const T v = c[std::ptrdiff_t(r) * s.w + q];
+              m = (v > m || v != v) ? v : m;
             }
-          }
-        yp[std::ptrdiff_t(i) * ow + j] = best;
-        ap[std::ptrdiff_t(i) * ow + j] = at;
+          yr[j] = m;
+        }
+      } else {
+        for (int j = jlo; j < jhi; ++j) edge(j);
       }
+      for (int j = jhi; j < ow; ++j) edge(j);
     }
   }
 }

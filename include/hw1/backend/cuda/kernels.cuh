@@ -88,7 +88,7 @@ __global__ void maxpool_fwd(Index n, int h, int w, int oh, int ow, int kh, int k
         }
       }
     y[i] = best;
-    argmax[i] = at;
+    if (argmax) argmax[i] = at;  // nullptr: no backward follows
   }
 }
 template <class T>
