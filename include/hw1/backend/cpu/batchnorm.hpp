@@ -94,6 +94,51 @@ struct ChannelLoop {
       }
     }
   }
+  // Two sums in one pass: out1[k] = sum f1, out2[k] = sum f2 (acc: 2 * slots() doubles of scratch).
+  template <class F1, class F2>
+  void sums2(F1&& f1, F2&& f2, double* out1, double* out2, double* acc) const {
+    if (small()) {
+      const std::ptrdiff_t len = run();
+      double *a1 = acc, *a2 = acc + len;
+      std::fill_n(acc, 2 * len, 0.0);
+      for (int b = 0; b < n; ++b) {
+        const std::ptrdiff_t base = b * cs + std::ptrdiff_t(c0) * hw;
+        for (std::ptrdiff_t j = 0; j < len; ++j) {
+          a1[j] += f1(base + j, j);
+          a2[j] += f2(base + j, j);
+        }
+      }
+      for (int ch = c0; ch < c1; ++ch) {
+        double s1 = 0, s2 = 0;
+        for (int i = 0; i < hw; ++i) {
+          s1 += a1[std::ptrdiff_t(ch - c0) * hw + i];
+          s2 += a2[std::ptrdiff_t(ch - c0) * hw + i];
+        }
+        out1[ch - c0] = s1;
+        out2[ch - c0] = s2;
+      }
+    } else {
+      for (int ch = c0; ch < c1; ++ch) {
+        const std::ptrdiff_t k = ch - c0;
+        double l1[8] = {0, 0, 0, 0, 0, 0, 0, 0}, l2[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int b = 0; b < n; ++b) {
+          const std::ptrdiff_t base = b * cs + std::ptrdiff_t(ch) * hw;
+          int i = 0;
+          for (; i + 8 <= hw; i += 8)
+            for (int l = 0; l < 8; ++l) {
+              l1[l] += f1(base + i + l, k);
+              l2[l] += f2(base + i + l, k);
+            }
+          for (; i < hw; ++i) {
+            l1[i & 7] += f1(base + i, k);
+            l2[i & 7] += f2(base + i, k);
+          }
+        }
+        out1[k] = ((l1[0] + l1[1]) + (l1[2] + l1[3])) + ((l1[4] + l1[5]) + (l1[6] + l1[7]));
+        out2[k] = ((l2[0] + l2[1]) + (l2[2] + l2[3])) + ((l2[4] + l2[5]) + (l2[6] + l2[7]));
+      }
+    }
+  }
 };
 
 // Runs body(loop, scratch) on every thread with its share of the channels; scratch has room for 8 arrays of
@@ -129,14 +174,21 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
                 "; use a batch larger than 1 or switch the model to eval mode");
   detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
     const std::size_t S = L.slots();
-    double *acc = buf, *mean_s = buf + S, *sum = buf + 2 * S, *sq = buf + 3 * S;
-    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(x[e]); }, sum, acc);
-    L.expand(mean_s, [&](int ch) { return sum[ch - L.c0] / double(count); });
-    // second pass around the mean: no cancellation from E[x^2] - E[x]^2
-    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t k) { const double d = double(x[e]) - mean_s[k]; return d * d; }, sq,
-           acc);
-    T* scale = reinterpret_cast<T*>(buf + 4 * S);
-    T* shift = reinterpret_cast<T*>(buf + 5 * S);
+    double *acc = buf, *shift_s = buf + 2 * S, *sum = buf + 3 * S, *sq = buf + 4 * S;
+    // One pass over x for sum(x - s) and sum((x - s)^2), shifted by the channel's first value s so that the
+    // variance sum((x-s)^2) - sum(x-s)^2 / count does not cancel catastrophically when |mean| >> std.
+    L.expand(shift_s, [&](int ch) { return double(x[std::ptrdiff_t(ch) * hw]); });
+    L.sums2([&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(x[e]) - shift_s[k]; },
+            [&](std::ptrdiff_t e, std::ptrdiff_t k) { const double d = double(x[e]) - shift_s[k]; return d * d; },
+            sum, sq, acc);
+    for (int ch = L.c0; ch < L.c1; ++ch) {  // sum -> sum of x, sq -> sum of (x - mean)^2
+      const std::size_t k = std::size_t(ch - L.c0);
+      const double s0 = double(x[std::ptrdiff_t(ch) * hw]), d = sum[k];
+      sq[k] = std::max(0.0, sq[k] - d * d / double(count));
+      sum[k] = d + s0 * double(count);
+    }
+    T* scale = reinterpret_cast<T*>(buf + 5 * S);
+    T* shift = reinterpret_cast<T*>(buf + 6 * S);
     for (int ch = L.c0; ch < L.c1; ++ch) {
       const std::size_t k = std::size_t(ch - L.c0);
       const double mean = sum[k] / double(count), var = sq[k] / double(count);
@@ -164,11 +216,11 @@ void batchnorm_backward_train(int n, int c, int hw, const T* x, const T* gamma, 
   const double count = double(n) * hw;
   detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
     const std::size_t S = L.slots();
-    double *acc = buf, *mean_s = buf + S, *sdy = buf + 2 * S, *sdyx = buf + 3 * S;
-    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); }, sdy, acc);
+    double *acc = buf, *mean_s = buf + 2 * S, *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
     L.expand(mean_s, [&](int ch) { return double(save_mean[ch]); });
-    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdyx,
-           acc);
+    L.sums2([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); },
+            [&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdy,
+            sdyx, acc);
     for (int ch = L.c0; ch < L.c1; ++ch) {
       const std::size_t k = std::size_t(ch - L.c0);
       sdyx[k] *= double(save_invstd[ch]);  // sum(dy * xhat)
@@ -176,9 +228,9 @@ void batchnorm_backward_train(int n, int c, int hw, const T* x, const T* gamma, 
       if (dbeta) dbeta[ch] += T(sdy[k]);
     }
     if (!dx) return;
-    T* a = reinterpret_cast<T*>(buf + 4 * S);
-    T* b = reinterpret_cast<T*>(buf + 5 * S);
-    T* cc = reinterpret_cast<T*>(buf + 6 * S);
+    T* a = reinterpret_cast<T*>(buf + 5 * S);
+    T* b = reinterpret_cast<T*>(buf + 6 * S);
+    T* cc = reinterpret_cast<T*>(buf + 7 * S);
     auto coef = [&](int ch, int which) {
       const std::size_t k = std::size_t(ch - L.c0);
       const double invstd = save_invstd[ch], kk = double(detail::gamma_at(gamma, ch)) * invstd;
