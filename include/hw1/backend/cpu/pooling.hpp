@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "hw1/core/error.hpp"
 
@@ -88,17 +89,22 @@ void maxpool2d_forward(const Pool2dShape& s, const T* x, T* y, std::int64_t* arg
         yr[j] = detail::window_max(xp, s.w, r0, r1, std::max(w0, 0), std::min(w0 + s.kw, s.w), ar ? ar + j : nullptr);
       };
       for (int j = 0; j < jlo; ++j) edge(j);
-      if (!ar && r1 - r0 == s.kh) {
-        // Inference, window rows all inside: running max over the window's rows and columns, branch-free so that
-        // it vectorises; (v > m || v != v) ? v : m keeps PyTorch's first-max and NaN rules.
+      if (!ar && r1 - r0 == s.kh && jlo < jhi) {
+        // Inference, window rows all inside: the max over the window's rows for every column (a contiguous,
+        // vectorising loop), then over each window's columns. (v > m || v != v) ? v : m gives the max, or NaN if
+        // any value is NaN, whatever the order, so this equals the argmax path's values.
+        thread_local std::vector<T> colmax;
+        if (colmax.size() < std::size_t(s.w)) colmax.resize(std::size_t(s.w));
+        T* cm = colmax.data();
+        std::fill_n(cm, s.w, -std::numeric_limits<T>::infinity());
+        for (int r = r0; r < r1; ++r) {
+          const T* row = xp + std::ptrdiff_t(r) * s.w;
+          for (int q = 0; q < s.w; ++q) cm[q] = (row[q] > cm[q] || row[q] != row[q]) ? row[q] : cm[q];
+        }
         for (int j = jlo; j < jhi; ++j) {
-          const T* c = xp + std::ptrdiff_t(r0) * s.w + (j * s.stride_w - s.pad_w);
+          const T* c = cm + (j * s.stride_w - s.pad_w);
           T m = -std::numeric_limits<T>::infinity();
-          for (int r = 0; r < s.kh; ++r)
-            for (int q = 0; q < s.kw; ++q) {
-              const T v = c[std::ptrdiff_t(r) * s.w + q];
-              m = (v > m || v != v) ? v : m;
-            }
+          for (int q = 0; q < s.kw; ++q) m = (c[q] > m || c[q] != c[q]) ? c[q] : m;
           yr[j] = m;
         }
       } else {
