@@ -118,7 +118,13 @@ void col2im(const ColGeom& g, const T* col, Index p0, Index p1, Index c0, Index 
       const T* c = src + at;  // c[ox - ox0]
       T* row = dst + Index(iy) * g.w;
       const int lo = std::clamp(s.lo, ox0, ox1), hi = std::clamp(s.hi, ox0, ox1);
-      for (int ox = lo; ox < hi; ++ox) row[ox * g.sw + s.off] += c[ox - ox0];
+      if (g.sw == 1) {  // contiguous: vectorises
+        T* __restrict d = row + s.off;
+        const T* __restrict src = c - ox0;
+        for (int ox = lo; ox < hi; ++ox) d[ox] += src[ox];
+      } else {
+        for (int ox = lo; ox < hi; ++ox) row[ox * g.sw + s.off] += c[ox - ox0];
+      }
     });
   }
 }
@@ -265,7 +271,10 @@ void for_pieces(Index items, Index channels, F&& piece) {
 // partials then added in thread order so that a given thread count always gives the same bits.
 template <class T, class F>
 void for_backward_pieces(Index items, Index channels, T* dw, Index dw_size, F&& piece) {
-  if (split_items(items, max_threads())) {
+  // Per-thread partial sums cost a zero fill, a second copy and a reduction of dW: worth it for ordinary layers,
+  // not for huge weights (FCN32s' fc6 is 4096 x 512 x 7 x 7, 411 MB), which split their channels instead.
+  constexpr Index kMaxPartial = Index(1) << 22;
+  if (split_items(items, max_threads()) && (!dw || dw_size <= kMaxPartial)) {
     std::vector<T*> partial(std::size_t(max_threads()), nullptr);
 #pragma omp parallel
     {
