@@ -273,7 +273,7 @@ template <class T, class F>
 void for_backward_pieces(Index items, Index channels, T* dw, Index dw_size, F&& piece) {
   // Per-thread partial sums cost a zero fill, a second copy and a reduction of dW: worth it for ordinary layers,
   // not for huge weights (FCN32s' fc6 is 4096 x 512 x 7 x 7, 411 MB), which split their channels instead.
-  constexpr Index kMaxPartial = Index(1) << 22;
+  constexpr Index kMaxPartial = Index(1) << 20;
   if (split_items(items, max_threads()) && (!dw || dw_size <= kMaxPartial)) {
     std::vector<T*> partial(std::size_t(max_threads()), nullptr);
 #pragma omp parallel
