@@ -17,12 +17,11 @@
 
 #include "hw1/models.hpp"
 #include "hw1/train/cli.hpp"
+#include "bench_common.hpp"
 #include "hw1/train/loss.hpp"
 #include "hw1/train/optimizer.hpp"
 
 namespace {
-
-using clock_type = std::chrono::steady_clock;
 
 double peak_rss_mib() {
   rusage u{};
@@ -30,18 +29,7 @@ double peak_rss_mib() {
   return double(u.ru_maxrss) / 1024.0;
 }
 
-template <class F>
-std::vector<double> time_it(F&& f, int warmup, int iters) {
-  for (int i = 0; i < warmup; ++i) f();
-  std::vector<double> t;
-  for (int i = 0; i < iters; ++i) {
-    auto t0 = clock_type::now();
-    f();
-    t.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t;
-}
+using hw1::bench::time_it;
 
 void report(const std::string& row, double batch, const std::vector<double>& t, double extra_gflops = 0) {
   const double median = t[t.size() / 2];
@@ -163,22 +151,20 @@ int main(int argc, char** argv) {
     const int iters = int(cli.integer("--iters", 5, 1)), warmup = int(cli.integer("--warmup", 1, 0));
     if (row == "sgemm") return sgemm(warmup, iters), 0;
     if (row == "fma-peak") return fma_peak(warmup, iters), 0;
-    auto parts = hw1::Cli::split(row, '-');
-    if (parts.size() < 3 || (parts[1] != "infer" && parts[1] != "train"))
-      throw hw1::UsageError("unknown row '" + row + "'");
-    const bool train = parts[1] == "train";
-    const std::size_t size = std::stoul(parts[2]);
-    std::size_t batch = 1;
-    if (parts[0] == "resnet101") batch = size == 32 ? 64 : 8;
-    else if (parts[0] == "fcn32s" || parts[0] == "deeplabv3") batch = train && size <= 256 ? 2 : 1;
-    if (parts.size() == 4 && parts[3].starts_with("b")) batch = std::stoul(parts[3].substr(1));
-    if (parts[0] == "resnet101") {
+    const auto r = hw1::bench::parse_row(row);
+    const bool train = r.train;
+    const std::size_t size = r.size;
+    std::size_t batch = 1;  // the batches when the name gives none
+    if (r.net == "resnet101") batch = size == 32 ? 64 : 8;
+    else if (r.net == "fcn32s" || r.net == "deeplabv3") batch = train && size <= 256 ? 2 : 1;
+    if (r.batch) batch = r.batch;
+    if (r.net == "resnet101") {
       hw1::ResNet101<50> net;
       run_net(net, row, train, batch, size, warmup, iters, 50);
-    } else if (parts[0] == "fcn32s") {
+    } else if (r.net == "fcn32s") {
       hw1::FCN32s<7> net;
       run_net(net, row, train, batch, size, warmup, iters, 7);
-    } else if (parts[0] == "deeplabv3") {
+    } else if (r.net == "deeplabv3") {
       hw1::DeepLabV3<7> net;
       run_net(net, row, train, batch, size, warmup, iters, 7);
     } else {

@@ -18,23 +18,11 @@
 #include "hw1/backend/cuda/train.cuh"
 #include "hw1/models.hpp"
 #include "hw1/train/cli.hpp"
+#include "bench_common.hpp"
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-template <class F>
-std::vector<double> time_it(F&& f, int warmup, int iters) {
-  for (int i = 0; i < warmup; ++i) f();
-  std::vector<double> t;
-  for (int i = 0; i < iters; ++i) {
-    auto t0 = clock_type::now();
-    f();
-    t.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t;
-}
+using hw1::bench::time_it;
 
 template <class Net>
 void run_net(Net& net, const std::string& row, bool train, std::size_t batch, std::size_t size, int warmup,
@@ -110,17 +98,13 @@ int main(int argc, char** argv) {
     const int iters = int(cli.integer("--iters", 10, 1)), warmup = int(cli.integer("--warmup", 3, 0));
     const std::string precision = cli.choice("--precision", "float32", {"float32", "tf32", "fp16", "bf16"});
     hw1::gpu::use_device(int(cli.integer("--device", 0)), precision);
-    auto parts = hw1::Cli::split(row, '-');
-    if (parts.size() < 3 || (parts[1] != "infer" && parts[1] != "train"))
-      throw hw1::UsageError("unknown row '" + row + "'");
-    const bool train = parts[1] == "train";
-    const std::size_t size = std::stoul(parts[2]);
-    std::size_t batch = 8;
-    if (parts.size() == 4 && parts[3].starts_with("b")) batch = std::stoul(parts[3].substr(1));
-    if (parts[0] == "resnet101") {
+    const auto r = hw1::bench::parse_row(row);
+    const bool train = r.train;
+    const std::size_t size = r.size, batch = r.batch ? r.batch : 8;
+    if (r.net == "resnet101") {
       hw1::ResNet101<50, hw1::cuda> net;
       run_net(net, row, train, batch, size, warmup, iters, 50, precision);
-    } else if (parts[0] == "deeplabv3") {
+    } else if (r.net == "deeplabv3") {
       hw1::DeepLabV3<7, hw1::cuda> net;
       run_net(net, row, train, batch, size, warmup, iters, 7, precision);
     } else {

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 
+#include "trainer_usage.hpp"
 #include "hw1/data/loader.hpp"
 #include "hw1/models.hpp"
 #include "hw1/train/backend_ops.hpp"
@@ -17,7 +18,7 @@ namespace classifier {
 
 
 inline const char* kProgram = "hw1-train-classifier";
-inline const char* kUsage = R"USAGE(usage: hw1-train-classifier --train DIR --val DIR --out RUN_DIR [options]
+inline const std::string kUsage = std::string(R"USAGE(usage: hw1-train-classifier --train DIR --val DIR --out RUN_DIR [options]
        hw1-train-classifier --resume RUN_DIR [--epochs N] [--workers N] [--device D] [--precision P]
 Trains ResNet101 (torchvision layout) on DIR/{label}_{id}.png images; validates after every epoch.
   --train DIR, --val DIR   labelled folders (train_50/, val_50/)
@@ -40,16 +41,7 @@ Trains ResNet101 (torchvision layout) on DIR/{label}_{id}.png images; validates 
   --num-classes K          default: the largest label in --train + 1 (a --val label >= K is an error)
   --init-weights FILE      start from a weights file (e.g. torchvision resnet101 with 1000 classes): loads every
                            tensor that fits and lists the ones skipped (the fc head of another class count)
-  --seed N                 weights, data order, augmentation and dropout (default 0)
-  --workers N              loading threads (default 2; results do not depend on it)
-  --skip-bad               skip unreadable images (and report how many) instead of stopping
-  --force                  reuse a RUN_DIR that holds files (removes the previous run's files only)
-  --device D               cpu (default) | cuda | cuda:N (a build with the CUDA backend); checkpoints are the
-                           same files on either device, and --resume may change the device
-  --precision P            cuda only: float32 (default; TF32 off) | tf32 (TF32 tensor cores) | fp16 | bf16
-                           (mixed precision: convolutions in 16 bits with float32 accumulation, the rest float32,
-                           float32 master weights; fp16 with dynamic loss scaling)
-Report recipe: --init-weights resnet101.safetensors --input-size 224 --hflip --rotate 15 --optimizer adam
+)USAGE") + hw1::examples::common_trainer_options("images") + R"USAGE(Report recipe: --init-weights resnet101.safetensors --input-size 224 --hflip --rotate 15 --optimizer adam
                --lr 2e-5 --batch-size 32 --epochs 15
 The last line printed is "best val_accuracy A at epoch E (chance C)", C = the majority-class rate of --val.
 )USAGE";

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "trainer_usage.hpp"
 #include "hw1/data/loader.hpp"
 #include "hw1/data/metrics.hpp"
 #include "hw1/models.hpp"
@@ -18,7 +19,7 @@ namespace segmenter {
 
 
 inline const char* kProgram = "hw1-train-segmenter";
-inline const char* kUsage = R"USAGE(usage: hw1-train-segmenter --model fcn32s|deeplabv3 --train DIR --val DIR --out RUN_DIR [options]
+inline const std::string kUsage = std::string(R"USAGE(usage: hw1-train-segmenter --model fcn32s|deeplabv3 --train DIR --val DIR --out RUN_DIR [options]
        hw1-train-segmenter --resume RUN_DIR [--epochs N] [--workers N] [--device D] [--precision P]
 Trains a 7-class segmenter on DIR/xxxx_sat.jpg + xxxx_mask.png pairs; validation mIoU (the course's) every epoch.
   --model NAME             fcn32s (VGG16-FCN32s) | deeplabv3 (DeepLabv3-ResNet101); default fcn32s
@@ -48,16 +49,7 @@ Trains a 7-class segmenter on DIR/xxxx_sat.jpg + xxxx_mask.png pairs; validation
   --snapshot-images IDS    validation ids, e.g. 0010,0097,0107 ...
   --snapshot-epochs LIST   ... drawn at these epochs, e.g. 1,16,25, into snapshots/epoch-NNN.png
                            (rows: images; columns: image | ground truth | prediction, in the course colours)
-  --seed N                 weights, data order, augmentation and dropout (default 0)
-  --workers N              loading threads (default 2; results do not depend on it)
-  --skip-bad               skip unreadable pairs (and report how many) instead of stopping
-  --force                  reuse a RUN_DIR that holds files (removes the previous run's files only)
-  --device D               cpu (default) | cuda | cuda:N (a build with the CUDA backend); checkpoints are the
-                           same files on either device, and --resume may change the device
-  --precision P            cuda only: float32 (default; TF32 off) | tf32 (TF32 tensor cores) | fp16 | bf16
-                           (mixed precision: convolutions in 16 bits with float32 accumulation, the rest float32,
-                           float32 master weights; fp16 with dynamic loss scaling)
-Report setups: --model fcn32s --batch-size 8 --optimizer adamw --lr 1e-4 --class-weights inverse-frequency
+)USAGE") + hw1::examples::common_trainer_options("pairs") + R"USAGE(Report setups: --model fcn32s --batch-size 8 --optimizer adamw --lr 1e-4 --class-weights inverse-frequency
                --model deeplabv3 --crop 448 --hflip --vflip --rot90 --optimizer sgd --lr 0.01 --schedule poly
                  --aux-loss 0.4
 The last line printed is "best val_miou M at epoch E (chance C)", C = the mIoU of predicting the most frequent

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "gpu/gpu_main.hpp"
+#include "gpu/gpu_testing.hpp"
 
 #include <cmath>
 #include <random>
@@ -18,25 +19,9 @@ using hw1::gpu::DeviceBuffer;
 namespace cpu = hw1::cpu;
 namespace g = hw1::gpu::ops;
 
-V rnd(std::size_t n, unsigned seed, float lo = -1, float hi = 1) {
-  std::mt19937 r(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  V v(n);
-  for (auto& x : v) x = d(r);
-  return v;
-}
-DeviceBuffer<float> dev(const V& v) {
-  DeviceBuffer<float> b;
-  b.upload(v.data(), v.size());
-  return b;
-}
-// ||a - b|| / max(||a||, tiny)
-double rel(const V& a, const V& b) {
-  BOOST_REQUIRE_EQUAL(a.size(), b.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) num += double(a[i] - b[i]) * (a[i] - b[i]), den += double(a[i]) * a[i];
-  return std::sqrt(num / std::max(den, 1e-30));
-}
+using hw1::gpu_test::dev;
+using hw1::gpu_test::rel;
+using hw1::gpu_test::rnd;
 #define CHECK_NEAR(cpu_v, gpu_b, tol) BOOST_TEST(rel(cpu_v, (gpu_b).to_vector()) < (tol))
 constexpr double tol = 2e-5;
 

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "gpu/gpu_main.hpp"
+#include "gpu/gpu_testing.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,24 +30,9 @@ using hw1::gpu::DeviceBuffer;
 using GpuOps = hw1::TrainOps<hw1::cuda>;
 using CpuOps = hw1::TrainOps<hw1::backend::cpu>;
 
-V rnd(std::size_t n, unsigned seed, float lo = -1, float hi = 1) {
-  std::mt19937 r(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  V v(n);
-  for (auto& x : v) x = d(r);
-  return v;
-}
-DeviceBuffer<float> dev(const V& v) {
-  DeviceBuffer<float> b;
-  b.upload(v.data(), v.size());
-  return b;
-}
-double rel(const V& a, const V& b) {
-  BOOST_REQUIRE_EQUAL(a.size(), b.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) num += double(a[i] - b[i]) * (a[i] - b[i]), den += double(a[i]) * a[i];
-  return std::sqrt(num / std::max(den, 1e-30));
-}
+using hw1::gpu_test::dev;
+using hw1::gpu_test::rel;
+using hw1::gpu_test::rnd;
 double max_abs_diff(const V& a, const V& b) {
   double m = 0;
   for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::abs(a[i] - b[i])));

@@ -75,20 +75,19 @@ struct blas_view<Eigen::Transpose<M>> : std::bool_constant<blas_view<std::remove
   }
 };
 
-inline bool blas_gemm(bool ta, bool tb, Index m, Index n, Index k, const float* a, Index lda, const float* b,
-                      Index ldb, float beta, float* c, Index ldc) {
+template <class T>
+inline bool blas_gemm(bool ta, bool tb, Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb,
+                      T beta, T* c, Index ldc) {
   const auto& lib = blas::library();
-  if (!lib.sgemm) return false;
-  lib.sgemm(blas::RowMajor, ta ? blas::Trans : blas::NoTrans, tb ? blas::Trans : blas::NoTrans, int(m), int(n), int(k),
-            1.0f, a, int(lda), b, int(ldb), beta, c, int(ldc));
-  return true;
-}
-inline bool blas_gemm(bool ta, bool tb, Index m, Index n, Index k, const double* a, Index lda, const double* b,
-                      Index ldb, double beta, double* c, Index ldc) {
-  const auto& lib = blas::library();
-  if (!lib.dgemm) return false;
-  lib.dgemm(blas::RowMajor, ta ? blas::Trans : blas::NoTrans, tb ? blas::Trans : blas::NoTrans, int(m), int(n), int(k),
-            1.0, a, int(lda), b, int(ldb), beta, c, int(ldc));
+  const auto f = [&] {
+    if constexpr (std::is_same_v<T, float>)
+      return lib.sgemm;
+    else
+      return lib.dgemm;
+  }();
+  if (!f) return false;
+  f(blas::RowMajor, ta ? blas::Trans : blas::NoTrans, tb ? blas::Trans : blas::NoTrans, int(m), int(n), int(k), T(1),
+    a, int(lda), b, int(ldb), beta, c, int(ldc));
   return true;
 }
 
