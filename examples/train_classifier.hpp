@@ -7,7 +7,7 @@
 #include <iostream>
 #include <map>
 
-#include "trainer_usage.hpp"
+#include "trainer_common.hpp"
 #include "hw1/data/loader.hpp"
 #include "hw1/models.hpp"
 #include "hw1/train/backend_ops.hpp"
@@ -125,34 +125,18 @@ int train_resnet101(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
                   {.batch_size = std::size_t(batch), .shuffle = false, .num_workers = workers,
                    .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad});
 
-  hw1::FitConfig fc;
-  fc.run_dir = ra.run_dir;
-  fc.epochs = epochs;
-  fc.seed = seed;
-  fc.resume = ra.resume;
-  fc.optimizer = oc;
-  fc.schedule = sc;
+  hw1::FitConfig fc = hw1::examples::base_fit_config(ra, epochs, seed, oc, sc, chance, dev, "val_accuracy");
   fc.info.model = "resnet101";
   fc.info.num_classes = k;
   fc.info.input_size = size;
-  fc.info.metric_name = "val_accuracy";
-  fc.chance = chance;
-  fc.loss_scaling = dev.cuda && dev.precision == "fp16";
   std::cout << "resnet101, " << k << " classes, " << train.dataset().size() << " train / " << val.dataset().size()
             << " val images at " << size << "x" << size << ", " << oc.name << " lr " << oc.lr << ", batch " << batch
             << ", " << epochs << " epochs on "
-            << (dev.cuda ? "cuda:" + std::to_string(dev.index) + " (" + dev.precision + ")" : std::string("cpu"))
+            << hw1::examples::device_label(dev)
             << " -> " << ra.run_dir << std::endl;
 
-  hw1::install_interrupt_handler();
   ClassifierTask<B> task;
-  const hw1::FitResult r = hw1::fit(net, train, val, task, fc);
-  if (r.interrupted) {
-    std::cout << "interrupted: resume with --resume " << ra.run_dir << std::endl;
-    return 130;
-  }
-  hw1::print_best(std::cout, "val_accuracy", r, chance);
-  return 0;
+  return hw1::examples::fit_and_report(net, train, val, task, fc);
 }
 
 // On the GPU: train_classifier_cuda.cu, built with the CUDA backend (HW1_WITH_CUDA).

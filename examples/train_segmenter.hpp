@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
-#include "trainer_usage.hpp"
+#include "trainer_common.hpp"
 #include "hw1/data/loader.hpp"
 #include "hw1/data/metrics.hpp"
 #include "hw1/models.hpp"
@@ -251,34 +251,18 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
                    .seed = seed, .skip_bad = skip_bad});
   task.val = &val.dataset();
 
-  hw1::FitConfig fc;
-  fc.run_dir = ra.run_dir;
-  fc.epochs = epochs;
-  fc.seed = seed;
-  fc.resume = ra.resume;
-  fc.optimizer = oc;
-  fc.schedule = sc;
+  hw1::FitConfig fc = hw1::examples::base_fit_config(ra, epochs, seed, oc, sc, chance, dev, "val_miou");
   fc.info.model = model;
   fc.info.num_classes = hw1::kSegClasses;
   fc.info.aux_loss = aux;
   fc.info.input_size = size;
-  fc.info.metric_name = "val_miou";
-  fc.chance = chance;
-  fc.loss_scaling = dev.cuda && dev.precision == "fp16";
   std::cout << model << (aux ? " (auxiliary head)" : "") << ", " << train.dataset().size() << " train / "
             << val.dataset().size() << " val pairs" << (crop ? ", crops " + std::to_string(crop) : std::string()) << ", "
             << oc.name << " lr " << oc.lr << ", batch " << batch << ", " << epochs << " epochs on "
-            << (dev.cuda ? "cuda:" + std::to_string(dev.index) + " (" + dev.precision + ")" : std::string("cpu"))
+            << hw1::examples::device_label(dev)
             << " -> " << ra.run_dir << std::endl;
 
-  hw1::install_interrupt_handler();
-  const hw1::FitResult r = hw1::fit(net, train, val, task, fc);
-  if (r.interrupted) {
-    std::cout << "interrupted: resume with --resume " << ra.run_dir << std::endl;
-    return 130;
-  }
-  hw1::print_best(std::cout, "val_miou", r, chance);
-  return 0;
+  return hw1::examples::fit_and_report(net, train, val, task, fc);
 }
 
 // The network of --model on backend B, trained.

@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hw1/data/loader.hpp"
+#include "hw1/models/model.hpp"  // LoadReport
 #include "hw1/plot/plot.hpp"
 #include "hw1/train/backend_ops.hpp"
 #include "hw1/train/checkpoint.hpp"

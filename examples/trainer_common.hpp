@@ -1,0 +1,62 @@
+// What both trainers share beyond fit.hpp: their common --help lines, the run configuration every run starts
+// from, and the last steps (fit, Ctrl-C, the best epoch's line).
+#pragma once
+#include <iostream>
+#include <string>
+
+#include "hw1/train/backend_ops.hpp"
+#include "hw1/train/fit.hpp"
+
+namespace hw1::examples {
+
+// `what`: what an unreadable item is ("images", "pairs").
+inline std::string common_trainer_options(const std::string& what) {
+  return R"(  --seed N                 weights, data order, augmentation and dropout (default 0)
+  --workers N              loading threads (default 2; results do not depend on it)
+  --skip-bad               skip unreadable )" +
+         what + R"( (and report how many) instead of stopping
+  --force                  reuse a RUN_DIR that holds files (removes the previous run's files only)
+  --device D               cpu (default) | cuda | cuda:N (a build with the CUDA backend); checkpoints are the
+                           same files on either device, and --resume may change the device
+  --precision P            cuda only: float32 (default; TF32 off) | tf32 (TF32 tensor cores) | fp16 | bf16
+                           (mixed precision: convolutions in 16 bits with float32 accumulation, the rest float32,
+                           float32 master weights; fp16 with dynamic loss scaling)
+)";
+}
+
+// The options every run has; the caller adds the model's CheckpointInfo fields.
+inline FitConfig base_fit_config(const RunArgs& ra, int epochs, std::uint64_t seed, const OptimizerConfig& oc,
+                                 const ScheduleConfig& sc, double chance, const DeviceOption& dev,
+                                 const std::string& metric_name) {
+  FitConfig fc;
+  fc.run_dir = ra.run_dir;
+  fc.epochs = epochs;
+  fc.seed = seed;
+  fc.resume = ra.resume;
+  fc.optimizer = oc;
+  fc.schedule = sc;
+  fc.info.metric_name = metric_name;
+  fc.chance = chance;
+  fc.loss_scaling = dev.cuda && dev.precision == "fp16";
+  return fc;
+}
+
+// "cpu" or "cuda:N (precision)", for the start-up line.
+inline std::string device_label(const DeviceOption& dev) {
+  return dev.cuda ? "cuda:" + std::to_string(dev.index) + " (" + dev.precision + ")" : std::string("cpu");
+}
+
+// Trains, then prints the resume hint (exit 130) after Ctrl-C or the best epoch's line (exit 0).
+template <class Net, class Train, class Val, class Task>
+int fit_and_report(Net& net, Train& train, Val& val, Task& task, const FitConfig& fc) {
+  install_interrupt_handler();
+  const FitResult r = fit(net, train, val, task, fc);
+  if (r.interrupted) {
+    std::cout << "interrupted: resume with --resume " << fc.run_dir << std::endl;
+    return 130;
+  }
+  print_best(std::cout, fc.info.metric_name, r, fc.chance);
+  return 0;
+}
+
+}  // namespace hw1::examples
