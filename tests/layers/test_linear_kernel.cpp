@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE linear_kernel
 #include <boost/test/unit_test.hpp>
 
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "common/gradcheck.hpp"
@@ -56,4 +58,15 @@ BOOST_AUTO_TEST_CASE(float_instantiation) {
   BOOST_TEST(dx == std::vector<float>({6, 8}), boost::test_tools::per_element());
   BOOST_TEST(dw == std::vector<float>({2, 4}), boost::test_tools::per_element());
   BOOST_TEST(db[0] == 2.0f);
+}
+
+// HW1_BLAS=0 (the layers.*.eigen runs) switches gemm() to Eigen's GEMM; otherwise OpenBLAS where it loads.
+BOOST_AUTO_TEST_CASE(blas_switch) {
+  const std::string name = hw1::cpu::blas_name();
+  BOOST_TEST_MESSAGE("GEMM: " << name);
+  const char* env = std::getenv("HW1_BLAS");
+  if (env && std::string(env) == "0")
+    BOOST_TEST(name.rfind("Eigen (HW1_BLAS=0)", 0) == 0);
+  else
+    BOOST_TEST((name.rfind("OpenBLAS", 0) == 0 || name.rfind("Eigen", 0) == 0));
 }
