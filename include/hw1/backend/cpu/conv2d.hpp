@@ -3,14 +3,14 @@
 // and GEMM and its size is bounded at any image size; a 1x1, stride 1, unpadded conv reads X directly. Images
 // with few positions are batched instead: one GEMM covers a group of images' columns side by side.
 // Parallelism: with enough (image, block) pieces each thread takes whole pieces; otherwise each thread takes a
-// share of the channels of every piece. Either way the GEMMs run single-threaded and threads never wait on each
-// other inside a call (a barrier per block costs milliseconds on a busy machine).
+// share of the channels of every piece. Either way the GEMMs run single-threaded. Threads wait on each other only
+// when a few batched groups are shared by the team (two barriers per group, for the shared column matrix).
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -73,11 +73,10 @@ void for_out_rows(const ColGeom& g, Index p0, Index p1, F&& f) {
   }
 }
 
-// col[r - r0][p - p0] for column-matrix rows r in [r0, r1) and positions [p0, p1); col rows lie ld apart
-// (0: p1 - p0).
+// col[r - r0][p - p0] for column-matrix rows r in [r0, r1) and positions [p0, p1) (col rows are p1 - p0 long).
 template <class T>
-void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index r1, T* col, Index ld = 0) {
-  const Index m = ld > 0 ? ld : p1 - p0;
+void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index r1, T* col) {
+  const Index m = p1 - p0;
   for (Index r = r0; r < r1; ++r) {
     const int kj = int(r % g.kw), ki = int(r / g.kw % g.kh);
     const T* src = img + r / (Index(g.kh) * g.kw) * g.plane();
@@ -103,10 +102,10 @@ void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index 
 }
 
 // The adjoint of im2col: img[c] += every column entry that reads it, for channels [c0, c1), whose rows start at
-// col (rows ld apart, 0: p1 - p0). Different channels touch different planes, so channel ranges may run in parallel.
+// col. Different channels touch different planes, so channel ranges may run in parallel.
 template <class T>
-void col2im(const ColGeom& g, const T* col, Index p0, Index p1, Index c0, Index c1, T* img, Index ld = 0) {
-  const Index m = ld > 0 ? ld : p1 - p0, kk = Index(g.kh) * g.kw;
+void col2im(const ColGeom& g, const T* col, Index p0, Index p1, Index c0, Index c1, T* img) {
+  const Index m = p1 - p0, kk = Index(g.kh) * g.kw;
   for (Index r = c0 * kk; r < c1 * kk; ++r) {
     const int kj = int(r % g.kw), ki = int(r / g.kw % g.kh);
     T* dst = img + r / kk * g.plane();

@@ -53,7 +53,7 @@ void conv_transpose2d_forward(const ConvTranspose2dShape& s, const T* x, const T
   const Index xs = Index(s.cin) * P, ys = Index(s.cout) * plane, bc = detail::block_cols(K, P);
   // Image n, output channels [c0, c1) (column rows [r0, r0 + nr)): Y[c0:c1] = col2im(W[:, rows]^T * X) + bias.
   // col2im scatters across blocks, so blocks of one image stay on one thread.
-  auto image = [&](Index n, Index c0, Index c1) {
+  detail::for_pieces(Index(s.n), s.cout, [&](Index n, Index c0, Index c1) {
     if (c0 >= c1) return;
     const Index r0 = c0 * kk, nr = (c1 - c0) * kk, nc = c1 - c0;
     T* yc = y + n * ys + c0 * plane;
@@ -71,18 +71,7 @@ void conv_transpose2d_forward(const ConvTranspose2dShape& s, const T* x, const T
       detail::col2im(g, static_cast<const T*>(col), p0, p0 + m, c0, c1, y + n * ys);
     }
     if (bias) mat(yc, nc, plane).colwise() += vec(bias + c0, nc);
-  };
-  if (detail::split_items(s.n, max_threads())) {
-#pragma omp parallel for schedule(static)
-    for (Index n = 0; n < s.n; ++n) image(n, 0, s.cout);
-  } else {
-    // Too few images: each thread owns a share of the output channels (planes no other thread writes).
-#pragma omp parallel
-    {
-      const auto [c0, c1] = detail::my_share(s.cout);
-      for (Index n = 0; n < s.n; ++n) image(n, c0, c1);
-    }
-  }
+  });
 }
 
 // dy [n,cout,out_h,out_w]. dx is overwritten (nullptr: skip). dw [cin,cout,kh,kw] and db [cout] are accumulated
@@ -98,7 +87,7 @@ void conv_transpose2d_backward(const ConvTranspose2dShape& s, const T* x, const 
   if (!dx && !dw) return;
   // Piece i = (image, block of input positions), input channels [c0, c1), with C = im2col(dY)[:, block]:
   // dX[c0:c1, block] = W[c0:c1] * C and dW[c0:c1] += X[c0:c1, block] * C^T (dw itself, or a thread's partial sum).
-  auto piece = [&](Index i, Index c0, Index c1, T* dW) {
+  detail::for_backward_pieces(items, s.cin, dw, s.cin * K, [&](Index i, Index c0, Index c1, T* dW) {
     if (c0 >= c1) return;
     const Index n = i / nb, p0 = i % nb * bc, m = std::min(P, p0 + bc) - p0, nc = c1 - c0;
     const T* dyn = dy + n * ys;
@@ -113,29 +102,7 @@ void conv_transpose2d_backward(const ConvTranspose2dShape& s, const T* x, const 
     T* col = scratch<T, 0>(std::size_t(K * m));
     detail::im2col(g, dyn, p0, p0 + m, 0, K, col);
     use(mat(static_cast<const T*>(col), K, m));
-  };
-  if (detail::split_items(items, max_threads())) {
-    std::vector<T*> partial(std::size_t(max_threads()), nullptr);
-#pragma omp parallel
-    {
-      T* mine = nullptr;
-      if (dw) {
-        mine = scratch<T, 1>(std::size_t(s.cin * K));
-        std::fill_n(mine, s.cin * K, T(0));
-        partial[std::size_t(thread_id())] = mine;
-      }
-#pragma omp for schedule(static)
-      for (Index i = 0; i < items; ++i) piece(i, 0, s.cin, mine);
-      if (dw) reduce_partials(partial, dw, s.cin * K);
-    }
-  } else {
-    // Too few pieces: each thread owns a share of the input channels (rows of dX and dW), rebuilding the columns.
-#pragma omp parallel
-    {
-      const auto [c0, c1] = detail::my_share(s.cin);
-      for (Index i = 0; i < items; ++i) piece(i, c0, c1, dw);
-    }
-  }
+  });
 }
 
 }  // namespace hw1::cpu
