@@ -64,39 +64,10 @@ struct ChannelLoop {
         }
     }
   }
-  // out[ch - c0] = sum over the channel's elements e of f(e, slot), in double; acc: slots() doubles of scratch.
-  template <class F>
-  void sums(F&& f, double* out, double* acc) const {
-    if (small()) {
-      const std::ptrdiff_t len = run();
-      std::fill_n(acc, len, 0.0);
-      for (int b = 0; b < n; ++b) {
-        const std::ptrdiff_t base = b * cs + std::ptrdiff_t(c0) * hw;
-        for (std::ptrdiff_t j = 0; j < len; ++j) acc[j] += f(base + j, j);
-      }
-      for (int ch = c0; ch < c1; ++ch) {
-        double s = 0;
-        for (int i = 0; i < hw; ++i) s += acc[std::ptrdiff_t(ch - c0) * hw + i];
-        out[ch - c0] = s;
-      }
-    } else {
-      for (int ch = c0; ch < c1; ++ch) {
-        const std::ptrdiff_t k = ch - c0;
-        double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int b = 0; b < n; ++b) {
-          const std::ptrdiff_t base = b * cs + std::ptrdiff_t(ch) * hw;
-          int i = 0;
-          for (; i + 8 <= hw; i += 8)
-            for (int l = 0; l < 8; ++l) lane[l] += f(base + i + l, k);
-          for (; i < hw; ++i) lane[i & 7] += f(base + i, k);
-        }
-        out[k] = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-      }
-    }
-  }
-  // Two sums in one pass: out1[k] = sum f1, out2[k] = sum f2 (acc: 2 * slots() doubles of scratch).
+  // Two per-channel sums in one pass, in double: out1[ch - c0] = sum of f1(e, slot) over the channel's elements
+  // e, out2 likewise for f2; acc: 2 * slots() doubles of scratch.
   template <class F1, class F2>
-  void sums2(F1&& f1, F2&& f2, double* out1, double* out2, double* acc) const {
+  void sums(F1&& f1, F2&& f2, double* out1, double* out2, double* acc) const {
     if (small()) {
       const std::ptrdiff_t len = run();
       double *a1 = acc, *a2 = acc + len;
@@ -178,7 +149,7 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
     // One pass over x for sum(x - s) and sum((x - s)^2), shifted by the channel's first value s so that the
     // variance sum((x-s)^2) - sum(x-s)^2 / count does not cancel catastrophically when |mean| >> std.
     L.expand(shift_s, [&](int ch) { return double(x[std::ptrdiff_t(ch) * hw]); });
-    L.sums2([&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(x[e]) - shift_s[k]; },
+    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(x[e]) - shift_s[k]; },
             [&](std::ptrdiff_t e, std::ptrdiff_t k) { const double d = double(x[e]) - shift_s[k]; return d * d; },
             sum, sq, acc);
     for (int ch = L.c0; ch < L.c1; ++ch) {  // sum -> sum of x, sq -> sum of (x - mean)^2
@@ -218,7 +189,7 @@ void batchnorm_backward_train(int n, int c, int hw, const T* x, const T* gamma, 
     const std::size_t S = L.slots();
     double *acc = buf, *mean_s = buf + 2 * S, *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
     L.expand(mean_s, [&](int ch) { return double(save_mean[ch]); });
-    L.sums2([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); },
+    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); },
             [&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdy,
             sdyx, acc);
     for (int ch = L.c0; ch < L.c1; ++ch) {
@@ -268,11 +239,11 @@ void batchnorm_backward_eval(int n, int c, int hw, const T* x, const T* gamma, c
                              const T* running_var, T eps, const T* dy, T* dx, T* dgamma, T* dbeta) {
   detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
     const std::size_t S = L.slots();
-    double *acc = buf, *mean_s = buf + S, *sdy = buf + 2 * S, *sdyx = buf + 3 * S;
-    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); }, sdy, acc);
+    double *acc = buf, *mean_s = buf + 2 * S, *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
     L.expand(mean_s, [&](int ch) { return double(running_mean[ch]); });
-    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdyx,
-           acc);
+    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); },
+           [&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdy,
+           sdyx, acc);
     for (int ch = L.c0; ch < L.c1; ++ch) {
       const std::size_t k = std::size_t(ch - L.c0);
       const double invstd = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
@@ -280,7 +251,7 @@ void batchnorm_backward_eval(int n, int c, int hw, const T* x, const T* gamma, c
       if (dbeta) dbeta[ch] += T(sdy[k]);
     }
     if (!dx) return;
-    T* a = reinterpret_cast<T*>(buf + 4 * S);
+    T* a = reinterpret_cast<T*>(buf + 5 * S);
     L.expand(a, [&](int ch) {
       return double(detail::gamma_at(gamma, ch)) / std::sqrt(double(running_var[ch]) + double(eps));
     });
