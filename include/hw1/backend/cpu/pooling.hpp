@@ -43,9 +43,7 @@ inline void check_pool(const Pool2dShape& s) {
                 std::to_string(s.kh) + "x" + std::to_string(s.kw) + " with padding " + std::to_string(s.pad_h) +
                 "x" + std::to_string(s.pad_w));
 }
-}  // namespace detail
 
-namespace detail {
 // Max of a window with PyTorch's rules: padding counts as -inf, so only in-bounds cells compete; strict '>' keeps
 // the first maximum; NaN wins. With argmax: the flat index of the winner within the plane.
 template <class T>
@@ -62,6 +60,12 @@ inline T window_max(const T* xp, int w, int r0, int r1, int q0, int q1, std::int
     }
   if (at) *at = where;
   return best;
+}
+
+// The same rule without the index: the max, or NaN if any value is NaN, whatever the order the values come in.
+template <class T>
+inline T max_or_nan(T m, T v) {
+  return (v > m || v != v) ? v : m;
 }
 }  // namespace detail
 
@@ -91,20 +95,20 @@ void maxpool2d_forward(const Pool2dShape& s, const T* x, T* y, std::int64_t* arg
       for (int j = 0; j < jlo; ++j) edge(j);
       if (!ar && r1 - r0 == s.kh && jlo < jhi) {
         // Inference, window rows all inside: the max over the window's rows for every column (a contiguous,
-        // vectorising loop), then over each window's columns. (v > m || v != v) ? v : m gives the max, or NaN if
-        // any value is NaN, whatever the order, so this equals the argmax path's values.
+        // vectorising loop), then over each window's columns; max_or_nan makes the order irrelevant, so this
+        // equals the argmax path's values.
         thread_local std::vector<T> colmax;
         if (colmax.size() < std::size_t(s.w)) colmax.resize(std::size_t(s.w));
         T* cm = colmax.data();
         std::fill_n(cm, s.w, -std::numeric_limits<T>::infinity());
         for (int r = r0; r < r1; ++r) {
           const T* row = xp + std::ptrdiff_t(r) * s.w;
-          for (int q = 0; q < s.w; ++q) cm[q] = (row[q] > cm[q] || row[q] != row[q]) ? row[q] : cm[q];
+          for (int q = 0; q < s.w; ++q) cm[q] = detail::max_or_nan(cm[q], row[q]);
         }
         for (int j = jlo; j < jhi; ++j) {
           const T* c = cm + (j * s.stride_w - s.pad_w);
           T m = -std::numeric_limits<T>::infinity();
-          for (int q = 0; q < s.kw; ++q) m = (c[q] > m || c[q] != c[q]) ? c[q] : m;
+          for (int q = 0; q < s.kw; ++q) m = detail::max_or_nan(m, c[q]);
           yr[j] = m;
         }
       } else {
