@@ -18,6 +18,17 @@
 
 namespace hw1::backend {
 
+// The ops every backend provides as static functions (the layers call B::op(...)); each backend expands this list
+// with its own forwarding macro, so the CPU and CUDA backends cannot drift apart.
+#define HW1_BACKEND_OPS(X) \
+  X(conv2d_forward) X(conv2d_backward) X(conv_transpose2d_forward) X(conv_transpose2d_backward) \
+  X(batchnorm_forward_train) X(batchnorm_backward_train) X(batchnorm_forward_eval) X(batchnorm_backward_eval) \
+  X(maxpool2d_forward) X(maxpool2d_backward) X(global_avgpool_forward) X(global_avgpool_backward) \
+  X(linear_forward) X(linear_backward) X(bilinear_resize_forward) X(bilinear_resize_backward) \
+  X(softmax_cross_entropy) X(relu_forward) X(relu_backward) X(add_forward) X(concat_channels_forward) \
+  X(concat_channels_backward) X(dropout_mask) X(dropout2d_mask) X(mul_forward) X(crop2d_forward) \
+  X(crop2d_backward)
+
 #define HW1_CPU_OP(name)                                        \
   template <class... A>                                         \
   static decltype(auto) name(A&&... a) {                        \
@@ -34,33 +45,7 @@ struct cpu_t {
   template <class U>
   using buffer = std::vector<U>;  // scratch arrays a layer keeps (max-pool indices)
 
-  HW1_CPU_OP(conv2d_forward)
-  HW1_CPU_OP(conv2d_backward)
-  HW1_CPU_OP(conv_transpose2d_forward)
-  HW1_CPU_OP(conv_transpose2d_backward)
-  HW1_CPU_OP(batchnorm_forward_train)
-  HW1_CPU_OP(batchnorm_backward_train)
-  HW1_CPU_OP(batchnorm_forward_eval)
-  HW1_CPU_OP(batchnorm_backward_eval)
-  HW1_CPU_OP(maxpool2d_forward)
-  HW1_CPU_OP(maxpool2d_backward)
-  HW1_CPU_OP(global_avgpool_forward)
-  HW1_CPU_OP(global_avgpool_backward)
-  HW1_CPU_OP(linear_forward)
-  HW1_CPU_OP(linear_backward)
-  HW1_CPU_OP(bilinear_resize_forward)
-  HW1_CPU_OP(bilinear_resize_backward)
-  HW1_CPU_OP(softmax_cross_entropy)
-  HW1_CPU_OP(relu_forward)
-  HW1_CPU_OP(relu_backward)
-  HW1_CPU_OP(add_forward)
-  HW1_CPU_OP(concat_channels_forward)
-  HW1_CPU_OP(concat_channels_backward)
-  HW1_CPU_OP(dropout_mask)
-  HW1_CPU_OP(dropout2d_mask)
-  HW1_CPU_OP(mul_forward)
-  HW1_CPU_OP(crop2d_forward)
-  HW1_CPU_OP(crop2d_backward)
+  HW1_BACKEND_OPS(HW1_CPU_OP)
 };
 #undef HW1_CPU_OP
 

@@ -533,33 +533,7 @@ struct cuda_t {
     ps.attach_mirror(std::make_unique<gpu::DeviceParams<T>>(ps.values().size(), ps.buffers().size()));
   }
 
-  HW1_CUDA_OP(conv2d_forward)
-  HW1_CUDA_OP(conv2d_backward)
-  HW1_CUDA_OP(conv_transpose2d_forward)
-  HW1_CUDA_OP(conv_transpose2d_backward)
-  HW1_CUDA_OP(batchnorm_forward_train)
-  HW1_CUDA_OP(batchnorm_backward_train)
-  HW1_CUDA_OP(batchnorm_forward_eval)
-  HW1_CUDA_OP(batchnorm_backward_eval)
-  HW1_CUDA_OP(maxpool2d_forward)
-  HW1_CUDA_OP(maxpool2d_backward)
-  HW1_CUDA_OP(global_avgpool_forward)
-  HW1_CUDA_OP(global_avgpool_backward)
-  HW1_CUDA_OP(linear_forward)
-  HW1_CUDA_OP(linear_backward)
-  HW1_CUDA_OP(bilinear_resize_forward)
-  HW1_CUDA_OP(bilinear_resize_backward)
-  HW1_CUDA_OP(softmax_cross_entropy)
-  HW1_CUDA_OP(relu_forward)
-  HW1_CUDA_OP(relu_backward)
-  HW1_CUDA_OP(add_forward)
-  HW1_CUDA_OP(concat_channels_forward)
-  HW1_CUDA_OP(concat_channels_backward)
-  HW1_CUDA_OP(dropout_mask)
-  HW1_CUDA_OP(dropout2d_mask)
-  HW1_CUDA_OP(mul_forward)
-  HW1_CUDA_OP(crop2d_forward)
-  HW1_CUDA_OP(crop2d_backward)
+  HW1_BACKEND_OPS(HW1_CUDA_OP)
 };
 #undef HW1_CUDA_OP
 

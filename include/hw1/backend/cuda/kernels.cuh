@@ -126,36 +126,42 @@ __device__ inline void tap(int in, int out, int d, int& i0, int& i1, T& l0, T& l
   l0 = T(1) - l1;
   i1 = min(i0 + 1, in - 1);
 }
+// Output element i of an [planes, oh, ow] resize of [planes, h, w]: its plane, the two source rows / columns and
+// their weights (a: rows, b: columns).
+template <class T>
+struct Bilinear {
+  Index plane;
+  int y0, y1, x0, x1;
+  T a0, a1, b0, b1;
+};
+template <class T>
+__device__ inline Bilinear<T> bilinear_at(Index i, int h, int w, int oh, int ow) {
+  Bilinear<T> t;
+  t.plane = i / (Index(oh) * ow);
+  tap(h, oh, int(i / ow % oh), t.y0, t.y1, t.a0, t.a1);
+  tap(w, ow, int(i % ow), t.x0, t.x1, t.b0, t.b1);
+  return t;
+}
 template <class T>
 __global__ void resize_fwd(Index n, int h, int w, int oh, int ow, const T* x, T* y) {
   HW1_GRID_LOOP(i, n) {
-    const Index pl = i / (Index(oh) * ow);
-    const int r = int(i / ow % oh), q = int(i % ow);
-    int y0, y1, x0, x1;
-    T a0, a1, b0, b1;
-    tap(h, oh, r, y0, y1, a0, a1);
-    tap(w, ow, q, x0, x1, b0, b1);
-    const T* p = x + pl * h * w;
-    const T top = b0 * p[Index(y0) * w + x0] + b1 * p[Index(y0) * w + x1];
-    const T bot = b0 * p[Index(y1) * w + x0] + b1 * p[Index(y1) * w + x1];
-    y[i] = a0 * top + a1 * bot;
+    const auto t = bilinear_at<T>(i, h, w, oh, ow);
+    const T* p = x + t.plane * h * w;
+    const T top = t.b0 * p[Index(t.y0) * w + t.x0] + t.b1 * p[Index(t.y0) * w + t.x1];
+    const T bot = t.b0 * p[Index(t.y1) * w + t.x0] + t.b1 * p[Index(t.y1) * w + t.x1];
+    y[i] = t.a0 * top + t.a1 * bot;
   }
 }
 template <class T>
 __global__ void resize_bwd(Index n, int h, int w, int oh, int ow, const T* dy, T* dx) {
   HW1_GRID_LOOP(i, n) {
-    const Index pl = i / (Index(oh) * ow);
-    const int r = int(i / ow % oh), q = int(i % ow);
-    int y0, y1, x0, x1;
-    T a0, a1, b0, b1;
-    tap(h, oh, r, y0, y1, a0, a1);
-    tap(w, ow, q, x0, x1, b0, b1);
-    T* p = dx + pl * h * w;
+    const auto t = bilinear_at<T>(i, h, w, oh, ow);
+    T* p = dx + t.plane * h * w;
     const T g = dy[i];
-    atomicAdd(p + Index(y0) * w + x0, a0 * b0 * g);
-    atomicAdd(p + Index(y0) * w + x1, a0 * b1 * g);
-    atomicAdd(p + Index(y1) * w + x0, a1 * b0 * g);
-    atomicAdd(p + Index(y1) * w + x1, a1 * b1 * g);
+    atomicAdd(p + Index(t.y0) * w + t.x0, t.a0 * t.b0 * g);
+    atomicAdd(p + Index(t.y0) * w + t.x1, t.a0 * t.b1 * g);
+    atomicAdd(p + Index(t.y1) * w + t.x0, t.a1 * t.b0 * g);
+    atomicAdd(p + Index(t.y1) * w + t.x1, t.a1 * t.b1 * g);
   }
 }
 
