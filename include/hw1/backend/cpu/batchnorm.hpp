@@ -133,6 +133,17 @@ void for_channels(int n, int c, int hw, F&& body) {
     }
   }
 }
+
+// The sums behind both batch-norm backwards, in one pass over a thread's channels: sdy[k] = sum of dy and
+// sdyx[k] = sum of dy * (x - mean[ch]); uses buf[0, 3 * slots()) as scratch.
+template <class T>
+void dy_sums(const ChannelLoop& L, double* buf, const T* x, const T* dy, const T* mean, double* sdy, double* sdyx) {
+  double *acc = buf, *mean_s = buf + 2 * L.slots();
+  L.expand(mean_s, [&](int ch) { return double(mean[ch]); });
+  L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); },
+         [&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdy, sdyx,
+         acc);
+}
 }  // namespace detail
 
 template <class T>
@@ -187,11 +198,8 @@ void batchnorm_backward_train(int n, int c, int hw, const T* x, const T* gamma, 
   const double count = double(n) * hw;
   detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
     const std::size_t S = L.slots();
-    double *acc = buf, *mean_s = buf + 2 * S, *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
-    L.expand(mean_s, [&](int ch) { return double(save_mean[ch]); });
-    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); },
-            [&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdy,
-            sdyx, acc);
+    double *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
+    detail::dy_sums(L, buf, x, dy, save_mean, sdy, sdyx);
     for (int ch = L.c0; ch < L.c1; ++ch) {
       const std::size_t k = std::size_t(ch - L.c0);
       sdyx[k] *= double(save_invstd[ch]);  // sum(dy * xhat)
@@ -239,11 +247,8 @@ void batchnorm_backward_eval(int n, int c, int hw, const T* x, const T* gamma, c
                              const T* running_var, T eps, const T* dy, T* dx, T* dgamma, T* dbeta) {
   detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
     const std::size_t S = L.slots();
-    double *acc = buf, *mean_s = buf + 2 * S, *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
-    L.expand(mean_s, [&](int ch) { return double(running_mean[ch]); });
-    L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); },
-           [&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdy,
-           sdyx, acc);
+    double *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
+    detail::dy_sums(L, buf, x, dy, running_mean, sdy, sdyx);
     for (int ch = L.c0; ch < L.c1; ++ch) {
       const std::size_t k = std::size_t(ch - L.c0);
       const double invstd = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
