@@ -19,6 +19,7 @@
 #endif
 
 #include "hw1/backend/cpu/gemm.hpp"
+#include "hw1/backend/cpu/pgemm.hpp"
 #include "hw1/core/error.hpp"
 
 namespace hw1::cpu {
@@ -73,14 +74,33 @@ void for_out_rows(const ColGeom& g, Index p0, Index p1, F&& f) {
   }
 }
 
-// col[r - r0][p - p0] for column-matrix rows r in [r0, r1) and positions [p0, p1) (col rows are p1 - p0 long).
+// Where im2col writes column-matrix row r: into a row-major matrix whose first row is r0 (rows ld apart), or into
+// the B panels of the packed GEMM (pgemm.hpp) of the k x n block of rows [r0, r0 + k), through a one-row buffer
+// that done() copies to the row's place in each panel.
 template <class T>
-void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index r1, T* col) {
-  const Index m = p1 - p0;
+struct RowsOut {
+  T* col;
+  Index r0, ld;
+  T* row(Index r) const { return col + (r - r0) * ld; }
+  void done(Index, const T*) const {}
+};
+template <class T>
+struct PanelsOut {
+  T* bp;
+  Index k, n;
+  T* buf;  // n values, the calling thread's
+  Index r0 = 0;
+  T* row(Index) const { return buf; }
+  void done(Index r, const T* d) const { pgemm::put_row_padded(bp, k, r - r0, d, n); }
+};
+
+// Rows r in [r0, r1) of the column matrix at positions [p0, p1), written through out.
+template <class T, class Out>
+void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index r1, const Out& out) {
   for (Index r = r0; r < r1; ++r) {
     const int kj = int(r % g.kw), ki = int(r / g.kw % g.kh);
     const T* src = img + r / (Index(g.kh) * g.kw) * g.plane();
-    T* dst = col + (r - r0) * m;
+    T* dst = out.row(r);
     const Span s = valid_span(g, kj);
     for_out_rows(g, p0, p1, [&](int oy, int ox0, int ox1, Index at) {
       T* d = dst + at;  // d[ox - ox0] is position (oy, ox)
@@ -98,7 +118,13 @@ void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index 
         for (int ox = lo; ox < hi; ++ox) d[ox - ox0] = row[ox * g.sw + s.off];
       std::fill(d + (hi - ox0), d + (ox1 - ox0), T(0));
     });
+    out.done(r, dst);
   }
+}
+// col[r - r0][p - p0] (rows p1 - p0 long).
+template <class T>
+void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index r1, T* col) {
+  im2col(g, img, p0, p1, r0, r1, RowsOut<T>{col, r0, p1 - p0});
 }
 
 // The adjoint of im2col: img[c] += every column entry that reads it, for channels [c0, c1), whose rows start at
@@ -189,19 +215,25 @@ inline void scatter_add_row(const T* src, const TabIndex* t, Index m, T* dst) {
     if (t[q] >= 0) dst[t[q]] += src[q];
 }
 
-// col[r - r0][q] (rows ld apart) for column-matrix rows [r0, r1) of the group whose first image is at x (images
-// xs apart).
+// Column-matrix rows [r0, r1) of the group whose first image is at x (images xs apart), written through out.
+template <class T, class Out>
+void im2col_table(const ColGeom& g, const TabIndex* tab, Index m, const T* x, Index xs, Index r0, Index r1,
+                  const Out& out) {
+  const Index kk = Index(g.kh) * g.kw, plane = g.plane(), P = g.cols();
+  for (Index r = r0; r < r1; ++r) {
+    T* d = out.row(r);
+    if (g.pointwise())  // column q = (image j, position p) reads x[j][r][p]: plain copies, image by image
+      for (Index j = 0; j * P < m; ++j) std::copy_n(x + j * xs + r * plane, P, d + j * P);
+    else
+      gather_row(x + r / kk * plane, tab + r % kk * m, m, d);
+    out.done(r, d);
+  }
+}
+// col[r - r0][q] (rows ld apart).
 template <class T>
 void im2col_table(const ColGeom& g, const TabIndex* tab, Index m, const T* x, Index xs, Index r0, Index r1, T* col,
                   Index ld) {
-  const Index kk = Index(g.kh) * g.kw, plane = g.plane();
-  if (g.pointwise()) {  // column q = (image j, position p) reads x[j][r][p]: plain copies, image by image
-    const Index P = g.cols();
-    for (Index r = r0; r < r1; ++r)
-      for (Index j = 0; j * P < m; ++j) std::copy_n(x + j * xs + r * plane, P, col + (r - r0) * ld + j * P);
-    return;
-  }
-  for (Index r = r0; r < r1; ++r) gather_row(x + r / kk * plane, tab + r % kk * m, m, col + (r - r0) * ld);
+  im2col_table(g, tab, m, x, xs, r0, r1, RowsOut<T>{col, r0, ld});
 }
 
 // The adjoint: dx[...] += col entries, for the rows of channels [c0, c1) (col rows ld apart, starting at c0's).
@@ -219,6 +251,15 @@ void col2im_table(const ColGeom& g, const TabIndex* tab, Index m, const T* col, 
 inline Index block_cols(Index rows, Index cols) {
   constexpr Index kBlockElems = Index(1) << 19, kMinCols = 512;
   return std::clamp(kBlockElems / std::max<Index>(rows, 1), std::min(kMinCols, cols), cols);
+}
+
+// The packed GEMM's blocks instead (conv2d_forward on float): at most kPackedCols positions, a multiple of the panel
+// width where the image is split, by kPackedRows column-matrix rows at a time.
+constexpr Index kPackedCols = 512, kPackedRows = pgemm::kKC;
+inline Index packed_block_cols(Index cols) {
+  if (cols <= kPackedCols) return cols;
+  const Index blocks = (cols + kPackedCols - 1) / kPackedCols, per = (cols + blocks - 1) / blocks;
+  return (per + pgemm::kNR - 1) / pgemm::kNR * pgemm::kNR;
 }
 
 // Images with few output positions are batched: a piece covers a group of consecutive images whose column
@@ -344,12 +385,44 @@ inline void check(const Conv2dShape& s) {
 
 }  // namespace detail
 
+namespace detail {
+// Whether conv2d_forward multiplies through the packed GEMM (pgemm.hpp): float on AVX-512, unless HW1_PGEMM=0.
+template <class T>
+bool packed_forward() {
+  if constexpr (std::is_same_v<T, float>)
+    return pgemm::enabled();
+  else
+    return false;
+}
+}  // namespace detail
+
 // x [n,cin,h,w]; w [cout,cin,kh,kw]; bias [cout] or nullptr; y [n,cout,out_h,out_w] is overwritten.
 template <class T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
   detail::check(s);
   const detail::ColGeom g = detail::geom(s);
   const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * g.plane();
+  const bool packed = detail::packed_forward<T>();
+  // The column matrix of m columns: row-major K x m, or B panels (im2col writes them directly).
+  const auto col_size = [&](Index m) { return std::size_t(packed ? pgemm::packed_size(K, m) : K * m); };
+  // C[rows, m] (rows ldc apart) = W[o0 : o0 + rows] * col (+ bias[o0...] per row when bias); a row-major col has
+  // rows ldb apart.
+  const auto multiply_col = [&](Index o0, Index rows, Index m, const T* col, Index ldb, T* c, Index ldc,
+                                const T* b) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed) return pgemm::gemm(rows, m, K, w + o0 * K, K, false, col, c, ldc, false, b ? b + o0 : nullptr);
+    }
+    auto C = mat(c, rows, m, ldc);
+    gemm(C, mat(w + o0 * K, rows, K), mat(col, K, m, ldb), false);
+    if (b) C.colwise() += vec(b + o0, rows);
+  };
+  // Column-matrix rows [r0, r1) of group i's m columns (batched path), written to col.
+  const auto build_group = [&](const detail::TabIndex* tab, Index m, const T* xg, Index r0, Index r1, T* col) {
+    if (packed)
+      detail::im2col_table(g, tab, m, xg, xs, r0, r1, detail::PanelsOut<T>{col, K, m, scratch<T, 6>(std::size_t(m))});
+    else
+      detail::im2col_table(g, tab, m, xg, xs, r0, r1, detail::RowsOut<T>{col, 0, m});
+  };
   const detail::Groups gr = detail::image_groups(s.n, K, P, xs);
   if (gr.most > 1) {
     // Group i (images [n0, n0 + ni)), output channels [o0, o1): Yg = W[o0:o1] * [col(X[n0]) ... col(X[n0+ni-1])],
@@ -357,35 +430,29 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
     auto multiply = [&](Index i, Index o0, Index o1, const T* col) {
       const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P, no = o1 - o0;
       T* yg = scratch<T, 1>(std::size_t(no * m));
-      gemm(mat(yg, no, m), mat(w + o0 * K, no, K), mat(col, K, m), false);
+      multiply_col(o0, no, m, col, m, yg, m, bias);
       for (Index j = 0; j < ni; ++j)
-        for (Index o = 0; o < no; ++o) {
-          const T* src = yg + o * m + j * P;
-          T* dst = y + ((n0 + j) * s.cout + o0 + o) * P;
-          const T b = bias ? bias[o0 + o] : T(0);
-          for (Index p = 0; p < P; ++p) dst[p] = src[p] + b;
-        }
+        for (Index o = 0; o < no; ++o) std::copy_n(yg + o * m + j * P, P, y + ((n0 + j) * s.cout + o0 + o) * P);
     };
     if (detail::split_items(gr.count, max_threads())) {  // whole groups per thread
 #pragma omp parallel for schedule(static)
       for (Index i = 0; i < gr.count; ++i) {
         const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P;
-        T* col = scratch<T, 0>(std::size_t(K * m));
-        detail::im2col_table(g, detail::group_table(g, ni, xs), m, x + n0 * xs, xs, 0, K, col, m);
+        T* col = scratch<T, 0>(col_size(m));
+        build_group(detail::group_table(g, ni, xs), m, x + n0 * xs, 0, K, col);
         multiply(i, 0, s.cout, col);
       }
     } else {
       // Too few groups: the team builds each group's column matrix together (a share of its rows each), then
       // each thread multiplies its share of the output channels; the barriers keep the shared buffer consistent.
-      T* col = scratch<T, 4>(std::size_t(K * gr.most * P));
+      T* col = scratch<T, 4>(col_size(gr.most * P));
 #pragma omp parallel
       {
         const auto [o0, o1] = detail::my_share(s.cout);
         const auto [r0, r1] = detail::my_share(K);
         for (Index i = 0; i < gr.count; ++i) {
           const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P;
-          if (r0 < r1)
-            detail::im2col_table(g, detail::group_table(g, ni, xs), m, x + n0 * xs, xs, r0, r1, col + r0 * m, m);
+          if (r0 < r1) build_group(detail::group_table(g, ni, xs), m, x + n0 * xs, r0, r1, col);
 #pragma omp barrier
           if (o0 < o1) multiply(i, o0, o1, col);
 #pragma omp barrier
@@ -394,23 +461,34 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
     }
     return;
   }
-  const Index bc = detail::block_cols(K, P), nb = (P + bc - 1) / bc;
+  const Index bc = packed ? detail::packed_block_cols(P) : detail::block_cols(K, P), nb = (P + bc - 1) / bc;
   // Piece i = (image, block of positions), output channels [o0, o1):
   // Y[o0:o1, p0:p0+m] = W[o0:o1] * im2col(X)[:, p0:p0+m] + bias.
   detail::for_pieces(Index(s.n) * nb, s.cout, [&](Index i, Index o0, Index o1) {
     if (o0 >= o1) return;
     const Index n = i / nb, p0 = i % nb * bc, m = std::min(P, p0 + bc) - p0;
     const T* xn = x + n * xs;
-    const auto W = mat(w + o0 * K, o1 - o0, K);
-    auto Y = mat(y + (n * s.cout + o0) * P + p0, o1 - o0, m, P);
-    if (g.pointwise()) {
-      gemm(Y, W, mat(xn + p0, s.cin, m, P), false);
-    } else {
+    T* yp = y + (n * s.cout + o0) * P + p0;
+    if (!packed) {
+      if (g.pointwise()) return multiply_col(o0, o1 - o0, m, xn + p0, P, yp, P, bias);  // X (rows P apart) is col
       T* col = scratch<T, 0>(std::size_t(K * m));
       detail::im2col(g, xn, p0, p0 + m, 0, K, col);
-      gemm(Y, W, mat(static_cast<const T*>(col), K, m), false);
+      return multiply_col(o0, o1 - o0, m, col, m, yp, P, bias);
     }
-    if (bias) Y.colwise() += vec(bias + o0, o1 - o0);
+    if constexpr (std::is_same_v<T, float>) {
+      // The column matrix a block of kPackedRows rows at a time (so that it stays in L2 while every output
+      // channel's row uses it), each written straight into panels and multiplied into Y.
+      for (Index r0 = 0; r0 < K; r0 += detail::kPackedRows) {
+        const Index kb = std::min(detail::kPackedRows, K - r0);
+        T* col = scratch<T, 0>(std::size_t(pgemm::packed_size(kb, m)));
+        if (g.pointwise())
+          pgemm::pack_rows(xn + r0 * P + p0, P, kb, m, 0, kb, col);
+        else
+          detail::im2col(g, xn, p0, p0 + m, r0, r0 + kb,
+                         detail::PanelsOut<T>{col, kb, m, scratch<T, 6>(std::size_t(m)), r0});
+        pgemm::gemm(o1 - o0, m, kb, w + o0 * K + r0, K, false, col, yp, P, r0 > 0, bias ? bias + o0 : nullptr);
+      }
+    }
   });
 }
 
