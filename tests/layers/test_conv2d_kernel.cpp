@@ -211,6 +211,36 @@ BOOST_AUTO_TEST_CASE(float_agrees_with_double) {
   }
 }
 
+// Float at network-like widths: on AVX-512 builds the forward runs through the packed GEMM (pgemm.hpp), whose
+// 14-row micro-kernels, column-matrix blocks of 256 rows, 512-position blocks, the aliasing-stride copy of W
+// (K = 512) and the packed 1x1 path only show at these sizes. Checked against the double-precision definition,
+// at 1 and 2 threads.
+BOOST_AUTO_TEST_CASE(float_forward_at_network_widths) {
+  const std::vector<Conv2dShape> shapes = {
+      {1, 64, 30, 30, 40, 3, 3, 1, 1, 1, 1},     // K = 576: three row blocks; 900 positions: two blocks
+      {2, 300, 9, 9, 29, 1, 1},                  // 1x1 direct, K = 300
+      {1, 512, 8, 8, 20, 1, 1},                  // K = 512: W's rows copied before the multiply
+      {1, 32, 40, 40, 17, 3, 3, 1, 1, 2, 2, 2, 2},  // dilation 2, 1600 positions
+      {16, 64, 2, 2, 30, 3, 3, 1, 1, 1, 1},      // batched small images, K = 576
+      {40, 128, 4, 4, 33, 1, 1},                 // batched 1x1
+  };
+  const int keep = omp_get_max_threads();
+  for (const auto& s : shapes) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const Problem p(s, 77);
+      const std::vector<float> xf(p.x.begin(), p.x.end()), wf(p.w.begin(), p.w.end()), bf(p.b.begin(), p.b.end());
+      const auto want = reference(s, p.x, p.w, p.b.data());
+      for (int t : {1, 2}) {
+        omp_set_num_threads(t);
+        std::vector<float> y(p.ysize(), std::nanf(""));
+        hw1::cpu::conv2d_forward(s, xf.data(), wf.data(), bf.data(), y.data());
+        BOOST_TEST(max_rel_diff(std::vector<double>(y.begin(), y.end()), want) < 1e-5);
+      }
+    }
+  }
+  omp_set_num_threads(keep);
+}
+
 // Results do not depend on how the work is split: one thread, and 2..4 threads that split either whole pieces
 // (with per-thread weight-gradient partial sums) or the channels of each piece, agree.
 BOOST_AUTO_TEST_CASE(thread_count_does_not_change_results) {
