@@ -113,7 +113,7 @@ void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index 
       const int lo = std::clamp(s.lo, ox0, ox1), hi = std::clamp(s.hi, ox0, ox1);
       std::fill(d, d + (lo - ox0), T(0));
       if (g.sw == 1)
-        std::copy(row + lo + s.off, row + hi + s.off, d + (lo - ox0));
+        copy_short(row + lo + s.off, hi - lo, d + (lo - ox0));
       else
         for (int ox = lo; ox < hi; ++ox) d[ox - ox0] = row[ox * g.sw + s.off];
       std::fill(d + (hi - ox0), d + (ox1 - ox0), T(0));
@@ -223,12 +223,45 @@ void im2col_table(const ColGeom& g, const TabIndex* tab, Index m, const T* x, In
   for (Index r = r0; r < r1; ++r) {
     T* d = out.row(r);
     if (g.pointwise())  // column q = (image j, position p) reads x[j][r][p]: plain copies, image by image
-      for (Index j = 0; j * P < m; ++j) std::copy_n(x + j * xs + r * plane, P, d + j * P);
+      for (Index j = 0; j * P < m; ++j) copy_short(x + j * xs + r * plane, P, d + j * P);
     else
       gather_row(x + r / kk * plane, tab + r % kk * m, m, d);
     out.done(r, d);
   }
 }
+// A stride-1 convolution whose output plane has the input's size (ResNet's 3x3, padding 1) reads, at kernel tap t,
+// the input pixel p + shift(t) for output pixel p, or padding. With a channel's planes of the group's images laid
+// side by side (cn), its column-matrix row for tap t is then cn shifted by shift(t), masked where the table says
+// padding: one masked load per 16 columns instead of a 16-lane gather (which costs several times more).
+inline bool shifted_rows(const ColGeom& g) {
+  return g.sh == 1 && g.sw == 1 && g.oh == g.h && g.ow == g.w && !g.pointwise();
+}
+#if defined(__AVX512F__)
+template <class Out>
+void im2col_shifted(const ColGeom& g, const TabIndex* tab, Index m, const float* x, Index xs, Index r0, Index r1,
+                    const Out& out) {
+  if (r0 >= r1) return;
+  const Index kk = Index(g.kh) * g.kw, P = g.plane(), c0 = r0 / kk, c1 = (r1 - 1) / kk + 1;
+  float* cn = scratch<float, 8>(std::size_t((c1 - c0) * m));
+  for (Index c = c0; c < c1; ++c)
+    for (Index j = 0; j * P < m; ++j) copy_short(x + j * xs + c * P, P, cn + (c - c0) * m + j * P);
+  const __m512i zero = _mm512_setzero_si512();
+  for (Index r = r0; r < r1; ++r) {
+    const Index t = r % kk, ki = t / g.kw, kj = t % g.kw;
+    const Index shift = (ki * g.dh - g.ph) * g.w + (kj * g.dw - g.pw);
+    const float* src = cn + (r / kk - c0) * m + shift;  // lanes that would leave the row are masked off
+    const TabIndex* valid = tab + t * m;
+    float* d = out.row(r);
+    for (Index q = 0; q < m; q += 16) {
+      const __mmask16 tail = m - q >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (m - q)) - 1);
+      const __mmask16 in = _mm512_mask_cmpge_epi32_mask(tail, _mm512_maskz_loadu_epi32(tail, valid + q), zero);
+      _mm512_mask_storeu_ps(d + q, tail, _mm512_maskz_loadu_ps(in, src + q));
+    }
+    out.done(r, d);
+  }
+}
+#endif
+
 // col[r - r0][q] (rows ld apart).
 template <class T>
 void im2col_table(const ColGeom& g, const TabIndex* tab, Index m, const T* x, Index xs, Index r0, Index r1, T* col,
@@ -418,6 +451,13 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
   };
   // Column-matrix rows [r0, r1) of group i's m columns (batched path), written to col.
   const auto build_group = [&](const detail::TabIndex* tab, Index m, const T* xg, Index r0, Index r1, T* col) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed && detail::shifted_rows(g))
+        return detail::im2col_shifted(g, tab, m, xg, xs, r0, r1,
+                                      detail::PanelsOut<T>{col, K, m, scratch<T, 6>(std::size_t(m))});
+    }
+#endif
     if (packed)
       detail::im2col_table(g, tab, m, xg, xs, r0, r1, detail::PanelsOut<T>{col, K, m, scratch<T, 6>(std::size_t(m))});
     else
@@ -432,7 +472,7 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
       T* yg = scratch<T, 1>(std::size_t(no * m));
       multiply_col(o0, no, m, col, m, yg, m, bias);
       for (Index j = 0; j < ni; ++j)
-        for (Index o = 0; o < no; ++o) std::copy_n(yg + o * m + j * P, P, y + ((n0 + j) * s.cout + o0 + o) * P);
+        for (Index o = 0; o < no; ++o) copy_short(yg + o * m + j * P, P, y + ((n0 + j) * s.cout + o0 + o) * P);
     };
     if (detail::split_items(gr.count, max_threads())) {  // whole groups per thread
 #pragma omp parallel for schedule(static)
@@ -509,7 +549,7 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
     auto gather_dy = [&](Index i, Index o0, Index o1, T* dyg) {  // dYg[o0:o1] of group i
       const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P;
       for (Index j = 0; j < ni; ++j)
-        for (Index o = o0; o < o1; ++o) std::copy_n(dy + (n0 + j) * ys + o * P, P, dyg + o * m + j * P);
+        for (Index o = o0; o < o1; ++o) copy_short(dy + (n0 + j) * ys + o * P, P, dyg + o * m + j * P);
     };
     auto piece = [&](Index i, Index c0, Index c1, T* dW, const T* dyg) {
       const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P, r0 = c0 * kk, nr = (c1 - c0) * kk;

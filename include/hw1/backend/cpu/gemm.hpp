@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "hw1/backend/cpu/blas.hpp"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -120,6 +123,23 @@ void gemm(C&& c, const A& a, const B& b, bool accumulate) {
     c.noalias() += a * b;
   else
     c.noalias() = a * b;
+}
+
+// dst[0, n) = src[0, n) for the short runs of the convolution kernels (a 2x2 plane, a 32-column panel row), where
+// a memcpy call costs more than the copy; AVX-512 float copies 16 lanes at a time with a masked tail.
+template <class T>
+inline void copy_short(const T* src, Index n, T* dst) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (; n >= 16; n -= 16, src += 16, dst += 16) _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
+    if (n > 0) {
+      const __mmask16 m = __mmask16((1u << n) - 1);
+      _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
+    }
+    return;
+  }
+#endif
+  std::copy_n(src, n, dst);
 }
 
 inline int max_threads() {

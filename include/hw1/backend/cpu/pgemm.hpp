@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -58,7 +59,18 @@ inline void put_row_padded(T* bp, Index k, Index r, const T* src, Index n) {
   for (Index q = 0, j = 0; q < n; q += kNR, ++j) {
     T* d = bp + (j * k + r) * kNR;
     const Index len = std::min(kNR, n - q);
-    std::memcpy(d, src + q, sizeof(T) * std::size_t(len));
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {  // masked loads read zeros past len
+      const auto mask = [&](Index from) {
+        const Index l = std::clamp<Index>(len - from, 0, 16);
+        return __mmask16(l == 16 ? 0xFFFFu : (1u << l) - 1);
+      };
+      _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(mask(0), src + q));
+      _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(mask(16), src + q + 16));
+      continue;
+    }
+#endif
+    std::copy_n(src + q, len, d);
     std::fill(d + len, d + kNR, T(0));
   }
 }
