@@ -32,11 +32,12 @@ std::vector<float> random_floats(std::size_t n, std::uint64_t seed) {
 
 struct Case {
   Index M, N, K, lda, ldc;
-  bool trans, accumulate, bias;
+  bool trans, accumulate;
+  int epilogue;  // 0: none, 1: shift, 2: scale, shift and ReLU
   std::string str() const {
     std::ostringstream o;
     o << "M " << M << " N " << N << " K " << K << " lda " << lda << " ldc " << ldc << (trans ? " A^T" : "")
-      << (accumulate ? " +=" : "") << (bias ? " bias" : "");
+      << (accumulate ? " +=" : "") << (epilogue == 1 ? " +shift" : epilogue == 2 ? " scale,shift,relu" : "");
     return o.str();
   }
 };
@@ -49,20 +50,23 @@ void check(const Case& c, std::uint64_t seed) {
     BOOST_REQUIRE(c.lda >= acols);
     const auto a = random_floats(std::size_t(arows * c.lda), seed);
     const auto b = random_floats(std::size_t(c.K * c.N), seed + 1);
-    const auto bias = random_floats(std::size_t(c.M), seed + 2);
+    const auto shift = random_floats(std::size_t(c.M), seed + 2), scale = random_floats(std::size_t(c.M), seed + 4);
     const auto c0 = random_floats(std::size_t(c.M * c.ldc), seed + 3);
     std::vector<float> bp(std::size_t(pg::packed_size(c.K, c.N)), std::nanf(""));
     pg::pack_rows(b.data(), c.N, c.K, c.N, 0, c.K, bp.data());
     auto out = c0;
+    const pg::Epilogue ep{c.epilogue == 2 ? scale.data() : nullptr, shift.data(), c.epilogue == 2};
     pg::gemm(c.M, c.N, c.K, a.data(), c.lda, c.trans, bp.data(), out.data(), c.ldc, c.accumulate,
-             c.bias ? bias.data() : nullptr);
+             c.epilogue ? &ep : nullptr);
     double worst = 0;
     bool untouched = true;
     for (Index i = 0; i < c.M; ++i) {
       for (Index j = 0; j < c.N; ++j) {
-        double want = c.accumulate ? c0[i * c.ldc + j] : c.bias ? bias[i] : 0.0;
+        double want = c.accumulate ? c0[i * c.ldc + j] : 0.0;
         for (Index k = 0; k < c.K; ++k)
           want += double(c.trans ? a[k * c.lda + i] : a[i * c.lda + k]) * double(b[k * c.N + j]);
+        if (c.epilogue == 1) want += shift[i];
+        if (c.epilogue == 2) want = std::max(want * scale[i] + shift[i], 0.0);
         worst = std::max(worst, std::abs(double(out[i * c.ldc + j]) - want));
       }
       for (Index j = c.N; j < c.ldc; ++j) untouched &= out[i * c.ldc + j] == c0[i * c.ldc + j];
@@ -80,17 +84,18 @@ BOOST_AUTO_TEST_CASE(shapes_match_double_reference, *boost::unit_test::precondit
   std::uint64_t seed = 1;
   for (Index M : {1, 2, 3, 5, 13, 14, 15, 29, 113, 131})
     for (Index N : {1, 7, 31, 32, 33, 100})
-      for (Index K : {1, 5, 256, 257, 600}) check({M, N, K, K, N, false, false, false}, seed += 10);
+      for (Index K : {1, 5, 256, 257, 600}) check({M, N, K, K, N, false, false, 0}, seed += 10);
 }
 
-BOOST_AUTO_TEST_CASE(transposed_a_bias_accumulate_and_strides, *boost::unit_test::precondition(Available{})) {
+BOOST_AUTO_TEST_CASE(transposed_a_epilogues_accumulate_and_strides, *boost::unit_test::precondition(Available{})) {
   std::uint64_t seed = 1000;
   for (Index M : {3, 14, 27, 120})
     for (Index K : {7, 300}) {
-      check({M, 45, K, M + 3, 50, true, false, false}, seed += 10);    // A^T, rows of C wider than N
-      check({M, 45, K, K, 45, false, false, true}, seed += 10);        // bias per row
-      check({M, 45, K, K + 1, 47, false, true, false}, seed += 10);    // C += A * B
-      check({M, 64, K, M, 64, true, true, false}, seed += 10);         // A^T and +=
+      check({M, 45, K, M + 3, 50, true, false, 0}, seed += 10);  // A^T, rows of C wider than N
+      check({M, 45, K, K, 45, false, false, 1}, seed += 10);     // shift per row (a bias)
+      check({M, 45, K, K, 45, false, false, 2}, seed += 10);     // scale, shift, ReLU (batch norm + ReLU)
+      check({M, 45, K, K + 1, 47, false, true, 0}, seed += 10);  // C += A * B
+      check({M, 64, K, M, 64, true, true, 2}, seed += 10);       // A^T, +=, then the epilogue on the sum
     }
 }
 
@@ -99,15 +104,16 @@ BOOST_AUTO_TEST_CASE(aliasing_row_strides_are_copied_correctly, *boost::unit_tes
   std::uint64_t seed = 5000;
   for (Index lda : {512, 1024, 2048})
     for (Index K : {Index(100), Index(512), lda}) {
-      check({30, 70, K, lda, 70, false, false, true}, seed += 10);
-      check({120, 33, K, lda, 33, false, true, false}, seed += 10);
+      check({30, 70, K, lda, 70, false, false, 1}, seed += 10);
+      check({120, 33, K, lda, 33, false, true, 2}, seed += 10);
     }
 }
 
 BOOST_AUTO_TEST_CASE(empty_sizes, *boost::unit_test::precondition(Available{})) {
-  // K = 0: C = bias (or untouched when accumulating); M or N = 0: nothing happens.
-  std::vector<float> c(6, 5.f), bias = {1.f, 2.f};
-  pg::gemm(2, 3, 0, nullptr, 0, false, nullptr, c.data(), 3, false, bias.data());
+  // K = 0: C = the epilogue of 0 (or C untouched when accumulating); M or N = 0: nothing happens.
+  std::vector<float> c(6, 5.f), shift = {1.f, 2.f};
+  const pg::Epilogue ep{nullptr, shift.data(), false};
+  pg::gemm(2, 3, 0, nullptr, 0, false, nullptr, c.data(), 3, false, &ep);
   BOOST_TEST(c == (std::vector<float>{1, 1, 1, 2, 2, 2}), boost::test_tools::per_element());
   pg::gemm(2, 3, 0, nullptr, 0, false, nullptr, c.data(), 3, true);
   BOOST_TEST(c[5] == 2.f);

@@ -136,3 +136,31 @@ BOOST_AUTO_TEST_CASE(matches_torchvision) {
               << median(t_l2) << ")" << std::endl;
   }
 }
+
+// Inference proper (eval, no gradients asked for, so nothing is recorded): on the CPU the convolutions then run
+// fused with the batch norm and ReLU that follow them (core/compose.hpp), a different code path from the run
+// above. Its outputs meet the same bounds.
+BOOST_AUTO_TEST_CASE(inference_without_recording_matches_torchvision) {
+  auto& suite = boost::unit_test::framework::master_test_suite();
+  BOOST_REQUIRE(suite.argc == 6);
+  const std::string tool = suite.argv[1], dir = suite.argv[2], model = suite.argv[3], k = suite.argv[4],
+                    mode = suite.argv[5];
+  if (mode == "train") return;  // training records for backward: nothing is fused there
+  for (const std::string dtype : {"float64", "float32"}) {
+    const std::string out = dir + "/hw1_inference_" + dtype + ".safetensors";
+    const std::string cmd = "\"" + tool + "\" --model " + model + " --num-classes " + k + " --weights \"" + dir +
+                            "/weights.safetensors\" --input \"" + dir + "/input.safetensors\" --output \"" + out +
+                            "\" --dtype " + dtype;
+    BOOST_TEST_MESSAGE(cmd);
+    BOOST_REQUIRE_EQUAL(std::system(cmd.c_str()), 0);
+    const bool f64 = dtype == "float64";
+    double worst = 0;
+    for (const auto& o : measure(out, dir + "/expected_output.safetensors", dir + "/torch32_output.safetensors")) {
+      const double allowed = f64 ? 1e-4 : std::max(1e-4, 10 * o.torch_max_rel);
+      BOOST_CHECK_MESSAGE(o.max_rel <= allowed, "inference " << dtype << " " << o.name << ": relative error "
+                                                             << o.max_rel << " > allowed " << allowed);
+      worst = std::max(worst, o.max_rel);
+    }
+    std::cout << model << " inference " << dtype << ": worst rel " << worst << std::endl;
+  }
+}

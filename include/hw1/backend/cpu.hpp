@@ -46,6 +46,11 @@ struct cpu_t {
   using buffer = std::vector<U>;  // scratch arrays a layer keeps (max-pool indices)
 
   HW1_BACKEND_OPS(HW1_CPU_OP)
+
+  // CPU only, outside the shared list: a convolution with batch norm (inference) and ReLU in its output pass.
+  // Layers fuse through it where this flag exists (see fusable() in core/compose.hpp).
+  static constexpr bool fuses_conv = true;
+  HW1_CPU_OP(conv2d_forward_fused)
 };
 #undef HW1_CPU_OP
 

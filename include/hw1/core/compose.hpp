@@ -79,6 +79,43 @@ struct LayerBase {
 };
 
 // ---------------------------------------------------------------------------------------------------------------
+// Inference fusion: Conv2d -> BatchNorm2d -> ReLU (and Conv2d -> ReLU, Conv2d -> BatchNorm2d) run as one pass over
+// the convolution's output (batch norm's running statistics folded into a per-channel scale and shift) when the
+// backend can (B::fuses_conv: the CPU one) and the run records nothing for backward (eval + set_record(false)).
+// The same numbers up to float rounding; training, recording runs and other backends take the layers one by one.
+namespace detail {
+template <class L>
+concept FusableConv = requires { requires L::fusable_conv; };
+template <class L>
+concept FusableBn = requires { requires L::fusable_bn; };
+template <class L>
+concept FusableRelu = requires { requires L::fusable_relu; };
+template <class B>
+concept FusingBackend = requires { requires B::fuses_conv; };
+}  // namespace detail
+
+template <class B, class Ctx>
+bool fusable(const Ctx& c) {
+  if constexpr (detail::FusingBackend<B>)
+    return !c.training && !c.record;
+  else
+    return false;
+}
+
+// act(bn(conv(x))): bn and relu are the layers that follow conv, or null where there is none.
+template <class Conv, class Bn, class Relu>
+typename Conv::tensor conv_bn_relu(typename Conv::context& c, Conv& conv, Bn* bn, Relu* relu,
+                                   typename Conv::tensor x) {
+  if constexpr (detail::FusingBackend<typename Conv::backend_type>) {
+    if (fusable<typename Conv::backend_type>(c)) return conv.forward_fused(c, std::move(x), bn, relu != nullptr);
+  }
+  x = conv.forward(c, std::move(x));
+  if (bn) x = bn->forward(c, std::move(x));
+  if (relu) x = relu->forward(c, std::move(x));
+  return x;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Seq<A, B, C>: A, then B, then C; children are named "0.", "1.", ... as in torch.nn.Sequential.
 namespace detail {
 template <int In, class B, class... Specs>
@@ -117,7 +154,7 @@ class SeqLayer<In, B, std::tuple<Ls...>>
     visit_each(ps, prefix, std::index_sequence_for<Ls...>{});
   }
   tensor forward(context& c, tensor x) {
-    std::apply([&](auto&... l) { ((x = l.forward(c, std::move(x))), ...); }, layers_);
+    forward_from<0>(c, x, fusable<B>(c));
     return x;
   }
   tensor backward(context& c, tensor dy) {
@@ -128,6 +165,34 @@ class SeqLayer<In, B, std::tuple<Ls...>>
   auto& get() { return std::get<I>(layers_); }
 
  private:
+  template <std::size_t I>
+  using at = std::tuple_element_t<I, std::tuple<Ls...>>;
+  // Layers I, I + 1, ... in order; with fuse, a Conv2d followed by BatchNorm2d and/or ReLU as one step.
+  template <std::size_t I>
+  void forward_from(context& c, tensor& x, bool fuse) {
+    if constexpr (I < size) {
+      if constexpr (detail::FusingBackend<B> && detail::FusableConv<at<I>> && I + 1 < size) {
+        if (fuse) {
+          auto& conv = std::get<I>(layers_);
+          if constexpr (detail::FusableBn<at<I + 1>>) {
+            if constexpr (I + 2 < size) {
+              if constexpr (detail::FusableRelu<at<I + 2>>) {
+                x = conv.forward_fused(c, std::move(x), &std::get<I + 1>(layers_), true);
+                return forward_from<I + 3>(c, x, fuse);
+              }
+            }
+            x = conv.forward_fused(c, std::move(x), &std::get<I + 1>(layers_), false);
+            return forward_from<I + 2>(c, x, fuse);
+          } else if constexpr (detail::FusableRelu<at<I + 1>>) {
+            x = conv.forward_fused(c, std::move(x), static_cast<std::nullptr_t>(nullptr), true);
+            return forward_from<I + 2>(c, x, fuse);
+          }
+        }
+      }
+      x = std::get<I>(layers_).forward(c, std::move(x));
+      forward_from<I + 1>(c, x, fuse);
+    }
+  }
   template <std::size_t... I>
   void visit_each(params& ps, const std::string& prefix, std::index_sequence<I...>) {
     (std::get<I>(layers_).visit(ps, prefix + std::to_string(I) + "."), ...);

@@ -14,6 +14,7 @@ class ReLULayer : public LayerBase<In, In, B> {
   using typename Base::context;
   using typename Base::params;
   using typename Base::tensor;
+  static constexpr bool fusable_relu = true;  // see conv_bn_relu() in core/compose.hpp
   void visit(params&, const std::string&) {}
   tensor forward(context& c, tensor x) {
     B::relu_forward(x.size(), x.data(), x.data());

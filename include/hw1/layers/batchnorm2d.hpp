@@ -1,7 +1,9 @@
 // BatchNorm2d<C>: torch.nn.BatchNorm2d(C) (eps 1e-5, momentum 0.1). Training mode normalises with the batch
 // statistics and updates the running ones (unbiased variance); eval mode uses the running statistics.
 #pragma once
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "hw1/core/compose.hpp"
 
@@ -48,6 +50,24 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
     }
     if (c.record) x_ = std::move(x);
     return y;
+  }
+
+  static constexpr bool fusable_bn = true;  // see conv_bn_relu() in core/compose.hpp
+
+  // Inference batch norm as y = x * scale + shift per channel (computed in double, as the eval kernel does), for
+  // a producer of `channels` channels that applies it to its own output (Conv2dLayer::forward_fused).
+  void inference_affine(context& c, int channels, std::vector<scalar>& scale, std::vector<scalar>& shift) {
+    if (channels != c_)
+      throw Error(name_ + ": expected " + std::to_string(c_) + " channels, got " + std::to_string(channels));
+    train_ = false;
+    scale.resize(std::size_t(c_));
+    shift.resize(std::size_t(c_));
+    const scalar *g = c.w(gamma_), *b = c.w(beta_), *m = c.buf(mean_), *v = c.buf(var_);
+    for (int ch = 0; ch < c_; ++ch) {
+      const double sc = double(g[ch]) / std::sqrt(double(v[ch]) + eps);
+      scale[std::size_t(ch)] = scalar(sc);
+      shift[std::size_t(ch)] = scalar(double(b[ch]) - double(m[ch]) * sc);
+    }
   }
 
   tensor backward(context& c, tensor dy) {

@@ -35,13 +35,14 @@ class BottleneckLayer : public LayerBase<In, Out, B> {
 
   tensor forward(context& c, tensor x) {
     tensor identity;
+    using NoRelu = decltype(relu1)*;
     if constexpr (has_downsample)
-      identity = down_bn.forward(c, down_conv.forward(c, x));
+      identity = conv_bn_relu(c, down_conv, &down_bn, NoRelu(nullptr), x);
     else
       identity = x;
-    tensor y = relu1.forward(c, bn1.forward(c, conv1.forward(c, std::move(x))));
-    y = relu2.forward(c, bn2.forward(c, conv2.forward(c, std::move(y))));
-    y = bn3.forward(c, conv3.forward(c, std::move(y)));
+    tensor y = conv_bn_relu(c, conv1, &bn1, &relu1, std::move(x));
+    y = conv_bn_relu(c, conv2, &bn2, &relu2, std::move(y));
+    y = conv_bn_relu(c, conv3, &bn3, NoRelu(nullptr), std::move(y));
     if (y.shape() != identity.shape())
       throw Error("Bottleneck: main path " + shape_str(y.shape()) + " and shortcut " + shape_str(identity.shape()) +
                   " differ");

@@ -4,6 +4,8 @@
 #pragma once
 #include <cmath>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "hw1/core/compose.hpp"
 
@@ -17,6 +19,7 @@ class Conv2dLayer : public LayerBase<In, Out, B> {
  public:
   using typename Base::context;
   using typename Base::params;
+  using typename Base::scalar;
   using typename Base::tensor;
 
   void set_in_channels(int c) requires(In == dynamic) { in_ = c; }
@@ -33,15 +36,26 @@ class Conv2dLayer : public LayerBase<In, Out, B> {
     if constexpr (Bias) b_ = ps.add(prefix + "bias", {std::size_t(out_)}, true, {Init::zeros, 0});
   }
 
+  static constexpr bool fusable_conv = true;  // see conv_bn_relu() in core/compose.hpp
+
   tensor forward(context& c, tensor x) {
-    const Dims4 d = checked_input(x, name_, in_);
-    s_ = {d.n, in_, d.h, d.w, out_, K, K, Stride, Stride, Padding, Padding, Dilation, Dilation};
-    if (s_.out_h() <= 0 || s_.out_w() <= 0)
-      throw Error(name_ + ": input " + shape_str(x.shape()) + " is too small for a " + std::to_string(K) + "x" +
-                  std::to_string(K) + " convolution (dilation " + std::to_string(Dilation) + ")");
-    tensor y = B::empty({std::size_t(d.n), std::size_t(out_), std::size_t(s_.out_h()), std::size_t(s_.out_w())});
+    tensor y = output_for(x);
     B::conv2d_forward(s_, x.data(), c.w(w_), Bias ? c.w(b_) : nullptr, y.data());
     if (c.record) x_ = std::move(x);
+    return y;
+  }
+
+  // Inference only, on a backend with conv2d_forward_fused: this convolution, then the batch norm layer bn in
+  // inference (null: none), then ReLU when relu, in one pass over the output. Records nothing.
+  template <class BnPtr>
+  tensor forward_fused(context& c, tensor x, BnPtr bn, bool relu) {
+    tensor y = output_for(x);
+    std::vector<scalar> scale, shift;
+    if constexpr (!std::is_same_v<BnPtr, std::nullptr_t>) {
+      if (bn) bn->inference_affine(c, out_, scale, shift);
+    }
+    B::conv2d_forward_fused(s_, x.data(), c.w(w_), Bias ? c.w(b_) : nullptr, scale.empty() ? nullptr : scale.data(),
+                            shift.empty() ? nullptr : shift.data(), relu, y.data());
     return y;
   }
 
@@ -58,6 +72,16 @@ class Conv2dLayer : public LayerBase<In, Out, B> {
   std::string name_;
   Conv2dShape s_{};
   tensor x_;
+
+  // Checks x, sets s_ and returns the uninitialised output.
+  tensor output_for(const tensor& x) {
+    const Dims4 d = checked_input(x, name_, in_);
+    s_ = {d.n, in_, d.h, d.w, out_, K, K, Stride, Stride, Padding, Padding, Dilation, Dilation};
+    if (s_.out_h() <= 0 || s_.out_w() <= 0)
+      throw Error(name_ + ": input " + shape_str(x.shape()) + " is too small for a " + std::to_string(K) + "x" +
+                  std::to_string(K) + " convolution (dilation " + std::to_string(Dilation) + ")");
+    return B::empty({std::size_t(d.n), std::size_t(out_), std::size_t(s_.out_h()), std::size_t(s_.out_w())});
+  }
 };
 
 template <int In, int Out, int Kernel, int Stride = 1, int Padding = 0, int Dilation = 1, bool Bias = true>

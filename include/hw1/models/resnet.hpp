@@ -48,7 +48,7 @@ struct ResNet101Trunk {
   }
   // `c3`, when given, receives layer3's output (DeepLabv3's auxiliary head reads it).
   tensor forward(Context<scalar>& c, tensor x, tensor* c3 = nullptr) {
-    x = maxpool.forward(c, relu.forward(c, bn1.forward(c, conv1.forward(c, std::move(x)))));
+    x = maxpool.forward(c, conv_bn_relu(c, conv1, &bn1, &relu, std::move(x)));
     x = layer3.forward(c, layer2.forward(c, layer1.forward(c, std::move(x))));
     if (c3) *c3 = x;
     return layer4.forward(c, std::move(x));

@@ -429,25 +429,53 @@ bool packed_forward() {
 }
 }  // namespace detail
 
-// x [n,cin,h,w]; w [cout,cin,kh,kw]; bias [cout] or nullptr; y [n,cout,out_h,out_w] is overwritten.
+// x [n,cin,h,w]; w [cout,cin,kh,kw]; y [n,cout,out_h,out_w] is overwritten with, per output channel o,
+// act(scale[o] * (conv(x, w) + bias[o]) + shift[o]), act = ReLU when relu, else identity; bias, scale and shift
+// may each be null (0, 1, 0). A convolution followed by batch norm in inference (scale = gamma / sqrt(var + eps),
+// shift = beta - mean * scale) and ReLU, in one pass over y.
 template <class T>
-void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
+void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T* bias, const T* scale,
+                          const T* shift, bool relu, T* y) {
   detail::check(s);
   const detail::ColGeom g = detail::geom(s);
   const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * g.plane();
   const bool packed = detail::packed_forward<T>();
+  // The bias goes into the shift: act(scale * acc + (shift + scale * bias)).
+  std::vector<T> folded;
+  if (bias) {
+    folded.resize(std::size_t(s.cout));
+    for (int o = 0; o < s.cout; ++o) folded[o] = (shift ? shift[o] : T(0)) + (scale ? scale[o] : T(1)) * bias[o];
+    shift = folded.data();
+  }
+  const bool epilogue = scale || shift || relu;
+  // C's rows are output channels o0, o0 + 1, ...: the epilogue on them (fallback path; pgemm does it in its kernel).
+  const auto finish_rows = [&](Index o0, Index rows, Index m, T* c, Index ldc) {
+    if (!epilogue) return;
+    for (Index o = 0; o < rows; ++o) {
+      const T a = scale ? scale[o0 + o] : T(1), b = shift ? shift[o0 + o] : T(0);
+      T* r = c + o * ldc;
+      if (relu)
+        for (Index p = 0; p < m; ++p) r[p] = std::max(r[p] * a + b, T(0));
+      else
+        for (Index p = 0; p < m; ++p) r[p] = r[p] * a + b;
+    }
+  };
+  [[maybe_unused]] const auto epilogue_at = [&](Index o0) {
+    return pgemm::Epilogue{scale ? reinterpret_cast<const float*>(scale + o0) : nullptr,
+                           shift ? reinterpret_cast<const float*>(shift + o0) : nullptr, relu};
+  };
   // The column matrix of m columns: row-major K x m, or B panels (im2col writes them directly).
   const auto col_size = [&](Index m) { return std::size_t(packed ? pgemm::packed_size(K, m) : K * m); };
-  // C[rows, m] (rows ldc apart) = W[o0 : o0 + rows] * col (+ bias[o0...] per row when bias); a row-major col has
-  // rows ldb apart.
-  const auto multiply_col = [&](Index o0, Index rows, Index m, const T* col, Index ldb, T* c, Index ldc,
-                                const T* b) {
+  // C[rows, m] (rows ldc apart) = epilogue(W[o0 : o0 + rows] * col); a row-major col has rows ldb apart.
+  const auto multiply_col = [&](Index o0, Index rows, Index m, const T* col, Index ldb, T* c, Index ldc) {
     if constexpr (std::is_same_v<T, float>) {
-      if (packed) return pgemm::gemm(rows, m, K, w + o0 * K, K, false, col, c, ldc, false, b ? b + o0 : nullptr);
+      if (packed) {
+        const pgemm::Epilogue ep = epilogue_at(o0);
+        return pgemm::gemm(rows, m, K, w + o0 * K, K, false, col, c, ldc, false, epilogue ? &ep : nullptr);
+      }
     }
-    auto C = mat(c, rows, m, ldc);
-    gemm(C, mat(w + o0 * K, rows, K), mat(col, K, m, ldb), false);
-    if (b) C.colwise() += vec(b + o0, rows);
+    gemm(mat(c, rows, m, ldc), mat(w + o0 * K, rows, K), mat(col, K, m, ldb), false);
+    finish_rows(o0, rows, m, c, ldc);
   };
   // Column-matrix rows [r0, r1) of group i's m columns (batched path), written to col.
   const auto build_group = [&](const detail::TabIndex* tab, Index m, const T* xg, Index r0, Index r1, T* col) {
@@ -470,7 +498,7 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
     auto multiply = [&](Index i, Index o0, Index o1, const T* col) {
       const Index n0 = gr.begin(i), ni = gr.begin(i + 1) - n0, m = ni * P, no = o1 - o0;
       T* yg = scratch<T, 1>(std::size_t(no * m));
-      multiply_col(o0, no, m, col, m, yg, m, bias);
+      multiply_col(o0, no, m, col, m, yg, m);
       for (Index j = 0; j < ni; ++j)
         for (Index o = 0; o < no; ++o) copy_short(yg + o * m + j * P, P, y + ((n0 + j) * s.cout + o0 + o) * P);
     };
@@ -510,14 +538,16 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
     const T* xn = x + n * xs;
     T* yp = y + (n * s.cout + o0) * P + p0;
     if (!packed) {
-      if (g.pointwise()) return multiply_col(o0, o1 - o0, m, xn + p0, P, yp, P, bias);  // X (rows P apart) is col
+      if (g.pointwise()) return multiply_col(o0, o1 - o0, m, xn + p0, P, yp, P);  // X (rows P apart) is col
       T* col = scratch<T, 0>(std::size_t(K * m));
       detail::im2col(g, xn, p0, p0 + m, 0, K, col);
-      return multiply_col(o0, o1 - o0, m, col, m, yp, P, bias);
+      return multiply_col(o0, o1 - o0, m, col, m, yp, P);
     }
     if constexpr (std::is_same_v<T, float>) {
       // The column matrix a block of kPackedRows rows at a time (so that it stays in L2 while every output
-      // channel's row uses it), each written straight into panels and multiplied into Y.
+      // channel's row uses it), each written straight into panels and multiplied into Y; the epilogue with the
+      // last block.
+      const pgemm::Epilogue ep = epilogue_at(o0);
       for (Index r0 = 0; r0 < K; r0 += detail::kPackedRows) {
         const Index kb = std::min(detail::kPackedRows, K - r0);
         T* col = scratch<T, 0>(std::size_t(pgemm::packed_size(kb, m)));
@@ -526,10 +556,17 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
         else
           detail::im2col(g, xn, p0, p0 + m, r0, r0 + kb,
                          detail::PanelsOut<T>{col, kb, m, scratch<T, 6>(std::size_t(m)), r0});
-        pgemm::gemm(o1 - o0, m, kb, w + o0 * K + r0, K, false, col, yp, P, r0 > 0, bias ? bias + o0 : nullptr);
+        const bool last = r0 + kb >= K;
+        pgemm::gemm(o1 - o0, m, kb, w + o0 * K + r0, K, false, col, yp, P, r0 > 0, last && epilogue ? &ep : nullptr);
       }
     }
   });
+}
+
+// Conv2d: y = conv(x, w) + bias (bias may be null).
+template <class T>
+void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  conv2d_forward_fused<T>(s, x, w, bias, nullptr, nullptr, false, y);
 }
 
 // dy [n,cout,out_h,out_w]. dx is overwritten (nullptr: skip). dw [cout,cin,kh,kw] and db [cout] are accumulated

@@ -1,4 +1,5 @@
-// hw1's own single-precision GEMM for the convolutions: C[M,N] = A[M,K] * B[K,N] (+ bias per row, or += C), with
+// hw1's own single-precision GEMM for the convolutions: C[M,N] = A[M,K] * B[K,N] (or += C, then optionally a
+// per-row affine map and ReLU: a convolution's bias, and batch norm in inference, fused into its output), with
 // B in "panels" (below) and A read in place, row-major or transposed, with no packing of A at all.
 //
 // Why not OpenBLAS here: a convolution's B is the column matrix that im2col writes anyway, so im2col writes it
@@ -80,14 +81,23 @@ inline void pack_rows(const T* b, Index ldb, Index k, Index n, Index r0, Index r
   for (Index r = r0; r < r1; ++r) put_row_padded(bp, k, r, b + r * ldb, n);
 }
 
+// What happens to row i of C once its sum is complete: v -> v * scale[i] + shift[i], then max(v, 0) with relu.
+// Null scale / shift leave that step out.
+struct Epilogue {
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  bool relu = false;
+};
+
 #if defined(__AVX512F__)
 namespace detail {
 
-// c[mr x nc] (rows ldc apart; nc <= 32 valid columns) = or += A[mr x kc] * Bpanel[kc x 32] (+ bias[i] per row when
-// storing). A's entry (i, k) is at a[i * lda + k], or a[k * lda + i] when ATrans.
+// c[mr x nc] (rows ldc apart; nc <= 32 valid columns) = or += A[mr x kc] * Bpanel[kc x 32], then, with an
+// epilogue, row i mapped to max(0, row * scale[i] + shift[i]) (scale, shift, the ReLU each optional). A's entry
+// (i, k) is at a[i * lda + k], or a[k * lda + i] when ATrans.
 template <int MR, bool ATrans>
 __attribute__((noinline)) void kernel(Index kc, const float* __restrict a, Index lda, const float* __restrict b,
-                                      float* c, Index ldc, Index nc, bool add, const float* bias) {
+                                      float* c, Index ldc, Index nc, bool add, const Epilogue* ep, Index row0) {
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -109,24 +119,37 @@ __attribute__((noinline)) void kernel(Index kc, const float* __restrict a, Index
     if (add) {
       c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ci));
       c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
-    } else if (bias) {
-      const __m512 bi = _mm512_set1_ps(bias[i]);
-      c0[i] = _mm512_add_ps(c0[i], bi);
-      c1[i] = _mm512_add_ps(c1[i], bi);
+    }
+    if (ep) {
+      if (ep->scale) {
+        const __m512 si = _mm512_set1_ps(ep->scale[row0 + i]);
+        c0[i] = _mm512_mul_ps(c0[i], si);
+        c1[i] = _mm512_mul_ps(c1[i], si);
+      }
+      if (ep->shift) {
+        const __m512 hi = _mm512_set1_ps(ep->shift[row0 + i]);
+        c0[i] = _mm512_add_ps(c0[i], hi);
+        c1[i] = _mm512_add_ps(c1[i], hi);
+      }
+      if (ep->relu) {
+        c0[i] = _mm512_max_ps(c0[i], _mm512_setzero_ps());
+        c1[i] = _mm512_max_ps(c1[i], _mm512_setzero_ps());
+      }
     }
     _mm512_mask_storeu_ps(ci, m0, c0[i]);
     _mm512_mask_storeu_ps(ci + 16, m1, c1[i]);
   }
 }
 
-// Rows [i, i + mr) of one (M block, panel, K block) tile in micro-kernel calls of 14, 8, 4, 2 and 1 rows.
+// Rows [i, i + mr) of one (M block, panel, K block) tile in micro-kernel calls of 14, 8, 4, 2 and 1 rows; row 0
+// of the tile is row row0 of C (the epilogue's index).
 template <bool ATrans>
 void rows(Index mr, Index kc, const float* a, Index lda, const float* b, float* c, Index ldc, Index nc, bool add,
-          const float* bias) {
+          const Epilogue* ep, Index row0) {
   Index i = 0;
   auto run = [&]<int R>(std::integral_constant<int, R>) {
     for (; i + R <= mr; i += R)
-      kernel<R, ATrans>(kc, ATrans ? a + i : a + i * lda, lda, b, c + i * ldc, ldc, nc, add, bias ? bias + i : nullptr);
+      kernel<R, ATrans>(kc, ATrans ? a + i : a + i * lda, lda, b, c + i * ldc, ldc, nc, add, ep, row0 + i);
   };
   run(std::integral_constant<int, 14>{});
   run(std::integral_constant<int, 8>{});
@@ -138,16 +161,23 @@ void rows(Index mr, Index kc, const float* a, Index lda, const float* b, float* 
 }  // namespace detail
 #endif
 
-// C[M,N] (rows ldc apart) = A[M,K] * B (+ bias[i] on row i; bias may be null), or C += A * B when accumulate (bias
-// then ignored). B is packed (K x N panels, above). A's entry (i, k) is at a[i * lda + k], or at a[k * lda + i]
+// C[M,N] (rows ldc apart) = A[M,K] * B, or C += A * B when accumulate; then the epilogue (ep may be null) on every
+// row of the result. B is packed (K x N panels, above). A's entry (i, k) is at a[i * lda + k], or at a[k * lda + i]
 // when a_trans. Call only where enabled().
 inline void gemm(Index M, Index N, Index K, const float* a, Index lda, bool a_trans, const float* bp, float* c,
-                 Index ldc, bool accumulate, const float* bias = nullptr) {
+                 Index ldc, bool accumulate, const Epilogue* ep = nullptr) {
 #if defined(__AVX512F__)
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
-    if (!accumulate)
-      for (Index i = 0; i < M; ++i) std::fill_n(c + i * ldc, N, bias ? bias[i] : 0.f);
+    for (Index i = 0; i < M; ++i)
+      for (Index j = 0; j < N; ++j) {
+        float v = accumulate ? c[i * ldc + j] : 0.f;
+        if (ep) {
+          v = v * (ep->scale ? ep->scale[i] : 1.f) + (ep->shift ? ep->shift[i] : 0.f);
+          if (ep->relu) v = std::max(v, 0.f);
+        }
+        c[i * ldc + j] = v;
+      }
     return;
   }
   const Index np = panel_count(N);
@@ -160,6 +190,7 @@ inline void gemm(Index M, Index N, Index K, const float* a, Index lda, bool a_tr
   for (Index pc = 0; pc < K; pc += kKC) {
     const Index kc = std::min(kKC, K - pc);
     const bool add = accumulate || pc > 0;
+    const Epilogue* e = pc + kc >= K ? ep : nullptr;  // once the sums are complete
     for (Index ic = 0; ic < M; ic += kMC) {
       const Index mc = std::min(kMC, M - ic);
       const float* ab = a_trans ? a + pc * lda + ic : a + ic * lda + pc;
@@ -172,17 +203,16 @@ inline void gemm(Index M, Index N, Index K, const float* a, Index lda, bool a_tr
         const float* bj = bp + (j * K + pc) * kNR;
         float* cj = c + ic * ldc + j * kNR;
         const Index nc = std::min(kNR, N - j * kNR);
-        const float* bi = bias ? bias + ic : nullptr;
         if (a_trans)
-          detail::rows<true>(mc, kc, ab, ld, bj, cj, ldc, nc, add, bi);
+          detail::rows<true>(mc, kc, ab, ld, bj, cj, ldc, nc, add, e, ic);
         else
-          detail::rows<false>(mc, kc, ab, ld, bj, cj, ldc, nc, add, bi);
+          detail::rows<false>(mc, kc, ab, ld, bj, cj, ldc, nc, add, e, ic);
       }
     }
   }
 #else
   (void)M, (void)N, (void)K, (void)a, (void)lda, (void)a_trans, (void)bp, (void)c, (void)ldc, (void)accumulate,
-      (void)bias;
+      (void)ep;
 #endif
 }
 
