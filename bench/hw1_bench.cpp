@@ -2,7 +2,8 @@
 // every row in a fresh process (peak RSS per row) next to PyTorch's numbers.
 //   hw1-bench --row resnet101-train-32 [--iters N] [--warmup W]
 // Rows: <net>-<infer|train>-<size>[-b<batch>] for resnet101, fcn32s, deeplabv3 (batch defaults: the rows),
-// plus "sgemm" (hw1's float GEMM, 2048^3) and "fma-peak" (the cores' FMA throughput).
+// plus "sgemm" (hw1's float GEMM, 2048^3), "pgemm" (hw1's packed convolution GEMM, 2048^3) and "fma-peak" (the
+// cores' FMA throughput).
 #include <immintrin.h>
 #include <omp.h>
 #include <sys/resource.h>
@@ -90,6 +91,31 @@ void sgemm(int warmup, int iters) {
   report("sgemm", 1, t, 2.0 * n * n * n / t[t.size() / 2] / 1e9);
 }
 
+// 2048^3 through the packed GEMM the convolutions use (pgemm.hpp), on all threads as conv2d splits it: the team
+// packs B's rows into panels, then each thread multiplies its share of A's rows. Packing is timed.
+void pgemm_row(int warmup, int iters) {
+  namespace pg = hw1::cpu::pgemm;
+  if (!pg::enabled()) throw hw1::Error("pgemm: the packed GEMM is not in this build (no AVX-512F) or HW1_PGEMM=0");
+  const int n = 2048;
+  std::vector<float> a(std::size_t(n) * n), b(a.size()), c(a.size()), bp(std::size_t(pg::packed_size(n, n)));
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (auto& v : a) v = d(rng);
+  for (auto& v : b) v = d(rng);
+  auto t = time_it(
+      [&] {
+#pragma omp parallel
+        {
+          const auto [r0, r1] = hw1::cpu::detail::my_share(n);
+          pg::pack_rows(b.data(), n, n, n, r0, r1, bp.data());
+#pragma omp barrier
+          pg::gemm(r1 - r0, n, n, a.data() + r0 * n, n, false, bp.data(), c.data() + r0 * n, n, false);
+        }
+      },
+      warmup, iters);
+  report("pgemm", 1, t, 2.0 * n * n * n / t[t.size() / 2] / 1e9);
+}
+
 // Independent FMA chains on every thread: the cores' peak float FMA rate (2 flops per lane).
 void fma_peak(int warmup, int iters) {
   const long reps = 20'000'000;
@@ -144,12 +170,14 @@ int main(int argc, char** argv) {
   const std::string usage =
       "usage: hw1-bench --row NAME [--iters N] [--warmup W]\n"
       "  NAME: resnet101-infer-32, resnet101-train-32, resnet101-train-224, fcn32s-infer-512, fcn32s-train-256,\n"
-      "        deeplabv3-infer-512, deeplabv3-train-256, any <net>-<infer|train>-<size>[-b<batch>], sgemm, fma-peak\n";
+      "        deeplabv3-infer-512, deeplabv3-train-256, any <net>-<infer|train>-<size>[-b<batch>], sgemm, pgemm,\n"
+      "        fma-peak\n";
   return hw1::run_main("hw1-bench", usage, [&] {
     hw1::Cli cli(argc, argv, {"--row", "--iters", "--warmup"}, {}, usage);
     const std::string row = cli.required("--row");
     const int iters = int(cli.integer("--iters", 5, 1)), warmup = int(cli.integer("--warmup", 1, 0));
     if (row == "sgemm") return sgemm(warmup, iters), 0;
+    if (row == "pgemm") return pgemm_row(warmup, iters), 0;
     if (row == "fma-peak") return fma_peak(warmup, iters), 0;
     const auto r = hw1::bench::parse_row(row);
     const bool train = r.train;
