@@ -262,6 +262,34 @@ void im2col_shifted(const ColGeom& g, const TabIndex* tab, Index m, const float*
 }
 #endif
 
+#if defined(__AVX512F__)
+// The adjoint of im2col_shifted: dx[j][c] = sum over taps of the column rows of channels [c0, c1) (col rows ld
+// apart, starting at c0's), shifted back; dx is overwritten for those channels of the group's images.
+inline void col2im_shifted(const ColGeom& g, const TabIndex* tab, Index m, const float* col, Index ld, Index c0,
+                           Index c1, float* dx, Index xs) {
+  const Index kk = Index(g.kh) * g.kw, P = g.plane();
+  float* dcn = scratch<float, 8>(std::size_t(m));
+  const __m512i zero = _mm512_setzero_si512();
+  for (Index c = c0; c < c1; ++c) {
+    std::fill_n(dcn, m, 0.f);
+    for (Index t = 0; t < kk; ++t) {
+      const Index ki = t / g.kw, kj = t % g.kw;
+      const Index shift = (ki * g.dh - g.ph) * g.w + (kj * g.dw - g.pw);
+      const float* src = col + ((c - c0) * kk + t) * ld;
+      const TabIndex* valid = tab + t * m;
+      float* d = dcn + shift;  // lane q adds to dcn[q + shift], inside its image wherever the table says valid
+      for (Index q = 0; q < m; q += 16) {
+        const __mmask16 tail = m - q >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (m - q)) - 1);
+        const __mmask16 in = _mm512_mask_cmpge_epi32_mask(tail, _mm512_maskz_loadu_epi32(tail, valid + q), zero);
+        const __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(in, d + q), _mm512_maskz_loadu_ps(in, src + q));
+        _mm512_mask_storeu_ps(d + q, in, sum);
+      }
+    }
+    for (Index j = 0; j * P < m; ++j) copy_short(dcn + j * P, P, dx + j * xs + c * P);
+  }
+}
+#endif
+
 // col[r - r0][q] (rows ld apart).
 template <class T>
 void im2col_table(const ColGeom& g, const TabIndex* tab, Index m, const T* x, Index xs, Index r0, Index r1, T* col,
@@ -593,12 +621,28 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
       const auto dY = mat(dyg, s.cout, m);
       T* col = scratch<T, 0>(std::size_t(nr * m));
       const detail::TabIndex* tab = detail::group_table(g, ni, xs);
+      // Stride-1 same-size convolutions of float: shifted copies instead of gathers and scatters (im2col_shifted).
+      [[maybe_unused]] bool shifted = false;
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) shifted = detail::shifted_rows(g);
+#endif
       if (dW) {
-        detail::im2col_table(g, tab, m, x + n0 * xs, xs, r0, r0 + nr, col, m);
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) {
+          if (shifted)
+            detail::im2col_shifted(g, tab, m, x + n0 * xs, xs, r0, r0 + nr, detail::RowsOut<T>{col, r0, m});
+        }
+#endif
+        if (!shifted) detail::im2col_table(g, tab, m, x + n0 * xs, xs, r0, r0 + nr, col, m);
         gemm(mat(dW + r0, s.cout, nr, K), dY, mat(static_cast<const T*>(col), nr, m).transpose(), true);
       }
       if (dx) {
         gemm(mat(col, nr, m), mat(w + r0, s.cout, nr, K).transpose(), dY, false);
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) {
+          if (shifted) return detail::col2im_shifted(g, tab, m, col, m, c0, c1, dx + n0 * xs, xs);
+        }
+#endif
         for (Index j = 0; j < ni; ++j) std::fill_n(dx + (n0 + j) * xs + c0 * plane, (c1 - c0) * plane, T(0));
         detail::col2im_table(g, tab, m, static_cast<const T*>(col), c0, c1, dx + n0 * xs, m);
       }
