@@ -75,14 +75,23 @@ void for_out_rows(const ColGeom& g, Index p0, Index p1, F&& f) {
 }
 
 // Where im2col writes column-matrix row r: into a row-major matrix whose first row is r0 (rows ld apart), or into
-// the B panels of the packed GEMM (pgemm.hpp) of the k x n block of rows [r0, r0 + k), through a one-row buffer
-// that done() copies to the row's place in each panel.
+// the B panels of the packed GEMM (pgemm.hpp) of the k x n block of rows [r0, r0 + k). Whole rows go through
+// row(r), filled, then done(r, row): for panels a one-row buffer that done() copies to the row's place in each
+// panel.
+// Both also take a row in pieces: run(r, at, len, f) calls f(d, i, n) for each stretch of columns
+// [at + i, at + i + n) that lies contiguous at d (one for rows, one per panel crossed), and finish(r) completes
+// row r (the zero columns past n in the last panel).
 template <class T>
 struct RowsOut {
   T* col;
   Index r0, ld;
   T* row(Index r) const { return col + (r - r0) * ld; }
   void done(Index, const T*) const {}
+  template <class F>
+  void run(Index r, Index at, Index len, F&& f) const {
+    f(row(r) + at, Index(0), len);
+  }
+  void finish(Index) const {}
 };
 template <class T>
 struct PanelsOut {
@@ -92,33 +101,45 @@ struct PanelsOut {
   Index r0 = 0;
   T* row(Index) const { return buf; }
   void done(Index r, const T* d) const { pgemm::put_row_padded(bp, k, r - r0, d, n); }
+  template <class F>
+  void run(Index r, Index at, Index len, F&& f) const {
+    for (Index i = 0; i < len;) {
+      const Index q = at + i, within = q % pgemm::kNR, take = std::min(len - i, pgemm::kNR - within);
+      f(bp + ((q / pgemm::kNR) * k + (r - r0)) * pgemm::kNR + within, i, take);
+      i += take;
+    }
+  }
+  void finish(Index r) const {
+    if (n % pgemm::kNR == 0) return;
+    T* last = bp + ((n / pgemm::kNR) * k + (r - r0)) * pgemm::kNR;
+    std::fill(last + n % pgemm::kNR, last + pgemm::kNR, T(0));
+  }
 };
 
-// Rows r in [r0, r1) of the column matrix at positions [p0, p1), written through out.
+// Rows r in [r0, r1) of the column matrix at positions [p0, p1), written through out, one output row's stretch
+// at a time (no intermediate row buffer).
 template <class T, class Out>
 void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index r1, const Out& out) {
   for (Index r = r0; r < r1; ++r) {
     const int kj = int(r % g.kw), ki = int(r / g.kw % g.kh);
     const T* src = img + r / (Index(g.kh) * g.kw) * g.plane();
-    T* dst = out.row(r);
     const Span s = valid_span(g, kj);
     for_out_rows(g, p0, p1, [&](int oy, int ox0, int ox1, Index at) {
-      T* d = dst + at;  // d[ox - ox0] is position (oy, ox)
       const int iy = oy * g.sh - g.ph + ki * g.dh;
-      if (iy < 0 || iy >= g.h) {
-        std::fill(d, d + (ox1 - ox0), T(0));
-        return;
-      }
-      const T* row = src + Index(iy) * g.w;
-      const int lo = std::clamp(s.lo, ox0, ox1), hi = std::clamp(s.hi, ox0, ox1);
-      std::fill(d, d + (lo - ox0), T(0));
-      if (g.sw == 1)
-        copy_short(row + lo + s.off, hi - lo, d + (lo - ox0));
-      else
-        for (int ox = lo; ox < hi; ++ox) d[ox - ox0] = row[ox * g.sw + s.off];
-      std::fill(d + (hi - ox0), d + (ox1 - ox0), T(0));
+      const T* row = iy < 0 || iy >= g.h ? nullptr : src + Index(iy) * g.w;
+      out.run(r, at, ox1 - ox0, [&](T* d, Index i, Index n) {  // d[ox - a] is position (oy, ox), ox in [a, b)
+        const int a = ox0 + int(i), b = a + int(n);
+        if (!row) return std::fill(d, d + n, T(0));
+        const int lo = std::clamp(s.lo, a, b), hi = std::clamp(s.hi, a, b);
+        std::fill(d, d + (lo - a), T(0));
+        if (g.sw == 1)
+          copy_short(row + lo + s.off, hi - lo, d + (lo - a));
+        else
+          for (int ox = lo; ox < hi; ++ox) d[ox - a] = row[ox * g.sw + s.off];
+        std::fill(d + (hi - a), d + n, T(0));
+      });
     });
-    out.done(r, dst);
+    out.finish(r);
   }
 }
 // col[r - r0][p - p0] (rows p1 - p0 long).
