@@ -258,6 +258,18 @@ inline bool shifted_rows(const ColGeom& g) {
   return g.sh == 1 && g.sw == 1 && g.oh == g.h && g.ow == g.w && !g.pointwise();
 }
 #if defined(__AVX512F__)
+namespace shifted {
+// The offset from output pixel p to the input pixel that kernel tap t reads (shifted_rows geometries).
+inline Index tap_shift(const ColGeom& g, Index t) {
+  return (t / g.kw * g.dh - g.ph) * g.w + (t % g.kw * g.dw - g.pw);
+}
+// Lanes [q, q + 16) below m whose table entry (tap row `valid`) reads inside the image.
+inline __mmask16 inside(const TabIndex* valid, Index q, Index m) {
+  const __mmask16 tail = lane_mask(m - q);
+  return _mm512_mask_cmpge_epi32_mask(tail, _mm512_maskz_loadu_epi32(tail, valid + q), _mm512_setzero_si512());
+}
+}  // namespace shifted
+
 template <class Out>
 void im2col_shifted(const ColGeom& g, const TabIndex* tab, Index m, const float* x, Index xs, Index r0, Index r1,
                     const Out& out) {
@@ -266,42 +278,31 @@ void im2col_shifted(const ColGeom& g, const TabIndex* tab, Index m, const float*
   float* cn = scratch<float, 8>(std::size_t((c1 - c0) * m));
   for (Index c = c0; c < c1; ++c)
     for (Index j = 0; j * P < m; ++j) copy_short(x + j * xs + c * P, P, cn + (c - c0) * m + j * P);
-  const __m512i zero = _mm512_setzero_si512();
   for (Index r = r0; r < r1; ++r) {
-    const Index t = r % kk, ki = t / g.kw, kj = t % g.kw;
-    const Index shift = (ki * g.dh - g.ph) * g.w + (kj * g.dw - g.pw);
-    const float* src = cn + (r / kk - c0) * m + shift;  // lanes that would leave the row are masked off
+    const Index t = r % kk;
+    const float* src = cn + (r / kk - c0) * m + shifted::tap_shift(g, t);  // lanes leaving the row are masked off
     const TabIndex* valid = tab + t * m;
     float* d = out.row(r);
-    for (Index q = 0; q < m; q += 16) {
-      const __mmask16 tail = m - q >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (m - q)) - 1);
-      const __mmask16 in = _mm512_mask_cmpge_epi32_mask(tail, _mm512_maskz_loadu_epi32(tail, valid + q), zero);
-      _mm512_mask_storeu_ps(d + q, tail, _mm512_maskz_loadu_ps(in, src + q));
-    }
+    for (Index q = 0; q < m; q += 16)
+      _mm512_mask_storeu_ps(d + q, lane_mask(m - q), _mm512_maskz_loadu_ps(shifted::inside(valid, q, m), src + q));
     out.done(r, d);
   }
 }
-#endif
 
-#if defined(__AVX512F__)
 // The adjoint of im2col_shifted: dx[j][c] = sum over taps of the column rows of channels [c0, c1) (col rows ld
 // apart, starting at c0's), shifted back; dx is overwritten for those channels of the group's images.
 inline void col2im_shifted(const ColGeom& g, const TabIndex* tab, Index m, const float* col, Index ld, Index c0,
                            Index c1, float* dx, Index xs) {
   const Index kk = Index(g.kh) * g.kw, P = g.plane();
   float* dcn = scratch<float, 8>(std::size_t(m));
-  const __m512i zero = _mm512_setzero_si512();
   for (Index c = c0; c < c1; ++c) {
     std::fill_n(dcn, m, 0.f);
     for (Index t = 0; t < kk; ++t) {
-      const Index ki = t / g.kw, kj = t % g.kw;
-      const Index shift = (ki * g.dh - g.ph) * g.w + (kj * g.dw - g.pw);
       const float* src = col + ((c - c0) * kk + t) * ld;
       const TabIndex* valid = tab + t * m;
-      float* d = dcn + shift;  // lane q adds to dcn[q + shift], inside its image wherever the table says valid
+      float* d = dcn + shifted::tap_shift(g, t);  // lane q adds to dcn[q + shift] wherever the table says inside
       for (Index q = 0; q < m; q += 16) {
-        const __mmask16 tail = m - q >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (m - q)) - 1);
-        const __mmask16 in = _mm512_mask_cmpge_epi32_mask(tail, _mm512_maskz_loadu_epi32(tail, valid + q), zero);
+        const __mmask16 in = shifted::inside(valid, q, m);
         const __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(in, d + q), _mm512_maskz_loadu_ps(in, src + q));
         _mm512_mask_storeu_ps(d + q, in, sum);
       }

@@ -125,6 +125,13 @@ void gemm(C&& c, const A& a, const B& b, bool accumulate) {
     c.noalias() = a * b;
 }
 
+#if defined(__AVX512F__)
+// The first n of 16 lanes (none for n <= 0, all for n >= 16): the mask of a vector loop's partial last step.
+inline __mmask16 lane_mask(Index n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+#endif
+
 // dst[0, n) = src[0, n) for the short runs of the convolution kernels (a 2x2 plane, a 32-column panel row), where
 // a memcpy call costs more than the copy; AVX-512 float copies 16 lanes at a time with a masked tail.
 template <class T>
@@ -132,10 +139,7 @@ inline void copy_short(const T* src, Index n, T* dst) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     for (; n >= 16; n -= 16, src += 16, dst += 16) _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
-    if (n > 0) {
-      const __mmask16 m = __mmask16((1u << n) - 1);
-      _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
-    }
+    if (n > 0) _mm512_mask_storeu_ps(dst, lane_mask(n), _mm512_maskz_loadu_ps(lane_mask(n), src));
     return;
   }
 #endif

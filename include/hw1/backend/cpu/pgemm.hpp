@@ -62,12 +62,8 @@ inline void put_row_padded(T* bp, Index k, Index r, const T* src, Index n) {
     const Index len = std::min(kNR, n - q);
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {  // masked loads read zeros past len
-      const auto mask = [&](Index from) {
-        const Index l = std::clamp<Index>(len - from, 0, 16);
-        return __mmask16(l == 16 ? 0xFFFFu : (1u << l) - 1);
-      };
-      _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(mask(0), src + q));
-      _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(mask(16), src + q + 16));
+      _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(lane_mask(len), src + q));
+      _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(lane_mask(len - 16), src + q + 16));
       continue;
     }
 #endif
@@ -111,8 +107,7 @@ __attribute__((noinline)) void kernel(Index kc, const float* __restrict a, Index
     }
     b += kNR;
   }
-  const __mmask16 m0 = nc >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nc) - 1);
-  const __mmask16 m1 = nc >= 32 ? __mmask16(0xFFFF) : nc <= 16 ? __mmask16(0) : __mmask16((1u << (nc - 16)) - 1);
+  const __mmask16 m0 = lane_mask(nc), m1 = lane_mask(nc - 16);
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
@@ -151,7 +146,7 @@ void rows(Index mr, Index kc, const float* a, Index lda, const float* b, float* 
     for (; i + R <= mr; i += R)
       kernel<R, ATrans>(kc, ATrans ? a + i : a + i * lda, lda, b, c + i * ldc, ldc, nc, add, ep, row0 + i);
   };
-  run(std::integral_constant<int, 14>{});
+  run(std::integral_constant<int, int(kMR)>{});
   run(std::integral_constant<int, 8>{});
   run(std::integral_constant<int, 4>{});
   run(std::integral_constant<int, 2>{});
