@@ -172,20 +172,24 @@ class SeqLayer<In, B, std::tuple<Ls...>>
   void forward_from(context& c, tensor& x, bool fuse) {
     if constexpr (I < size) {
       if constexpr (detail::FusingBackend<B> && detail::FusableConv<at<I>> && I + 1 < size) {
-        if (fuse) {
-          auto& conv = std::get<I>(layers_);
-          if constexpr (detail::FusableBn<at<I + 1>>) {
-            if constexpr (I + 2 < size) {
-              if constexpr (detail::FusableRelu<at<I + 2>>) {
-                x = conv.forward_fused(c, std::move(x), &std::get<I + 1>(layers_), true);
-                return forward_from<I + 3>(c, x, fuse);
-              }
-            }
-            x = conv.forward_fused(c, std::move(x), &std::get<I + 1>(layers_), false);
-            return forward_from<I + 2>(c, x, fuse);
-          } else if constexpr (detail::FusableRelu<at<I + 1>>) {
-            x = conv.forward_fused(c, std::move(x), static_cast<std::nullptr_t>(nullptr), true);
-            return forward_from<I + 2>(c, x, fuse);
+        constexpr bool bn = detail::FusableBn<at<I + 1>>;
+        constexpr std::size_t after = I + 1 + bn;  // the layer after the conv and its batch norm
+        constexpr bool relu = [] {
+          if constexpr (after < size)
+            return detail::FusableRelu<at<after>>;
+          else
+            return false;
+        }();
+        if constexpr (bn || relu) {
+          if (fuse) {
+            auto norm = [&] {
+              if constexpr (bn)
+                return &std::get<I + 1>(layers_);
+              else
+                return nullptr;
+            }();
+            x = std::get<I>(layers_).forward_fused(c, std::move(x), norm, relu);
+            return forward_from<after + relu>(c, x, fuse);
           }
         }
       }
