@@ -18,19 +18,13 @@
 #include <immintrin.h>
 #endif
 
+#include "hw1/backend/cpu/conv2d_shape.hpp"
 #include "hw1/backend/cpu/gemm.hpp"
 #include "hw1/backend/cpu/pgemm.hpp"
+#include "hw1/backend/cpu/winograd.hpp"
 #include "hw1/core/error.hpp"
 
 namespace hw1::cpu {
-
-struct Conv2dShape {  // PyTorch Conv2d semantics, groups = 1, NCHW, row-major
-  int n, cin, h, w;   // input
-  int cout, kh, kw;
-  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1;
-  int out_h() const { return (h + 2 * pad_h - dil_h * (kh - 1) - 1) / stride_h + 1; }
-  int out_w() const { return (w + 2 * pad_w - dil_w * (kw - 1) - 1) / stride_w + 1; }
-};
 
 namespace detail {
 
@@ -497,6 +491,9 @@ void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T*
     for (int o = 0; o < s.cout; ++o) folded[o] = (shift ? shift[o] : T(0)) + (scale ? scale[o] : T(1)) * bias[o];
     shift = folded.data();
   }
+  if constexpr (std::is_same_v<T, float>) {
+    if (winograd::worthwhile(s)) return winograd::forward(s, x, w, scale, shift, relu, y);
+  }
   const bool epilogue = scale || shift || relu;
   // C's rows are output channels o0, o0 + 1, ...: the epilogue on them (fallback path; pgemm does it in its kernel).
   const auto finish_rows = [&](Index o0, Index rows, Index m, T* c, Index ldc) {
@@ -628,6 +625,20 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
   const Index K = g.rows(), P = g.cols(), kk = Index(s.kh) * s.kw, plane = g.plane();
   const Index xs = Index(s.cin) * plane, ys = Index(s.cout) * P, bc = detail::block_cols(K, P);
   if (db) detail::add_channel_sums(dy, s.n, s.cout, P, db);
+  if constexpr (std::is_same_v<T, float>) {
+    // dX of a 3x3 stride-1 convolution is itself one: dY through the flipped, transposed kernel
+    // W'[c][o][2 - i][2 - j] = W[o][c][i][j] with padding 2 * dilation - padding, which Winograd computes.
+    Conv2dShape t{s.n, s.cout, g.oh, g.ow, s.cin, 3, 3, 1, 1, 2 * s.dil_h - s.pad_h, 2 * s.dil_w - s.pad_w,
+                  s.dil_h, s.dil_w};
+    if (dx && t.pad_h >= 0 && t.pad_w >= 0 && winograd::worthwhile(t) && t.out_h() == s.h && t.out_w() == s.w) {
+      T* wt = scratch<T, 13>(std::size_t(s.cin) * s.cout * 9);
+      for (Index o = 0; o < s.cout; ++o)
+        for (Index c = 0; c < s.cin; ++c)
+          for (Index k = 0; k < 9; ++k) wt[(c * s.cout + o) * 9 + 8 - k] = w[(o * s.cin + c) * 9 + k];
+      winograd::forward(t, dy, wt, nullptr, nullptr, false, dx);
+      dx = nullptr;
+    }
+  }
   if (!dx && !dw) return;
   const detail::Groups gr = detail::image_groups(s.n, K, P, xs);
   if (gr.most > 1) {

@@ -1,0 +1,295 @@
+// Winograd F(2x2, 3x3) for the 3x3, stride-1 convolutions (any padding, any dilation), float on AVX-512.
+//
+// A 3x3 convolution computes 9 multiply-adds per output and input channel. Winograd's minimal filtering
+// algorithm (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016) computes a 2x2 tile of
+// outputs from the 4x4 input patch d under it as Y = A^T [(G g G^T) . (B^T d B)] A: 16 products per tile, 4 per
+// output, so 2.25x fewer multiply-adds. Over channels the elementwise product becomes 16 independent GEMMs,
+// M_xi[o, tile] = sum_c U_xi[o, c] * V_xi[c, tile] (xi = one of the 16 transform points), which run on the packed
+// GEMM of pgemm.hpp; the transforms around them are small and vectorised 16 tiles per AVX-512 register.
+//
+// Dilation d: a tile is then the outputs (oy, ox), (oy, ox + d), (oy + d, ox), (oy + d, ox + d), and its patch is
+// the input at rows oy - pad + {0, d, 2d, 3d} (likewise columns): the same identity on a sub-grid. Tile origins
+// along an axis are the positions t with t mod 2d < d; a tile whose second output falls past the edge computes it
+// and drops it (utilization() counts that waste, and conv2d only takes this path where it is small).
+//
+// Accuracy: B, G and A have entries 0, +-1 and +-1/2, so the result differs from the direct sum only by float
+// rounding of a few more additions (the tests bound it against a double-precision loop). HW1_WINOGRAD=0 in the
+// environment turns the path off (and HW1_PGEMM=0, which it builds on).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "hw1/backend/cpu/conv2d_shape.hpp"
+#include "hw1/backend/cpu/gemm.hpp"
+#include "hw1/backend/cpu/pgemm.hpp"
+
+namespace hw1::cpu::winograd {
+
+// Tiles along an axis of `out` outputs at dilation d, and the first output of tile t.
+inline Index tile_count(Index out, Index d) { return out / (2 * d) * d + std::min(out % (2 * d), d); }
+inline Index tile_origin(Index t, Index d) { return t / d * 2 * d + t % d; }
+
+// The share of computed outputs that are real outputs (the rest fall past the edge).
+inline double utilization(const Conv2dShape& s) {
+  const Index oh = s.out_h(), ow = s.out_w();
+  return double(oh * ow) / double(4 * tile_count(oh, s.dil_h) * tile_count(ow, s.dil_w));
+}
+
+// Whether this build has the path and the environment leaves it on (HW1_WINOGRAD=0 / off turns it off).
+inline bool enabled() {
+#if defined(__AVX512F__)
+  static const bool on = [] {
+    const char* v = std::getenv("HW1_WINOGRAD");
+    if (!v) return true;
+    const std::string s(v);
+    return !(s == "0" || s == "off" || s == "OFF" || s == "no");
+  }();
+  return on && pgemm::enabled();
+#else
+  return false;
+#endif
+}
+
+// Whether forward() can compute this convolution at all: 3x3, stride 1, and a group of 16 tiles' offsets fit the
+// 32-bit gather indices.
+inline bool supports(const Conv2dShape& s) {
+  if (s.kh != 3 || s.kw != 3 || s.stride_h != 1 || s.stride_w != 1 || s.out_h() < 1 || s.out_w() < 1) return false;
+  const Index limit = std::numeric_limits<std::int32_t>::max() / 32;
+  return Index(s.cin) * s.h * s.w < limit && Index(s.cout) * s.out_h() * s.out_w() < limit;
+}
+
+// Whether conv2d takes this path: supported, enabled, enough channels for the GEMMs to run at speed, and few
+// wasted outputs (a 1x1 or 3x3 output plane wastes 75% or 44% of a tile's work: the direct path is cheaper).
+inline bool worthwhile(const Conv2dShape& s) {
+  return enabled() && supports(s) && s.cin >= 16 && s.cout >= 16 && utilization(s) >= 0.75;
+}
+
+#if defined(__AVX512F__)
+namespace detail {
+
+constexpr Index kMaxTiles = 256;  // tiles per block: its V and M stay in L2 / L3 while 16 GEMMs use them
+constexpr Index kChannels = 256;  // input channels per V block (the GEMMs' K block)
+
+inline Index round_up(Index v, Index m) { return (v + m - 1) / m * m; }
+
+// U holds (G g G^T)[xi] of each 3x3 kernel g = w[o][c] as the A operands of the GEMMs: per (xi, block of
+// kChannels input channels), an O x kc matrix with rows kULd apart (not a multiple of 512 floats, so that the
+// micro-kernel can read it in place: see the aliasing note in pgemm.hpp).
+constexpr Index kULd = kChannels + 16;
+inline Index channel_blocks(Index C) { return (C + kChannels - 1) / kChannels; }
+inline Index u_offset(Index O, Index C, Index xi, Index c0) {  // of the block of channel c0
+  return ((xi * channel_blocks(C) + c0 / kChannels) * O) * kULd;
+}
+inline Index u_size(Index O, Index C) { return 16 * channel_blocks(C) * O * kULd; }
+
+// Fills U (above) from w [O][C][3][3], 16 input channels per step.
+inline void transform_weights(const float* w, Index O, Index C, float* U) {
+  const __m512i taps = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(9));
+  const __m512 half = _mm512_set1_ps(0.5f);
+#pragma omp parallel for schedule(static)
+  for (Index o = 0; o < O; ++o)
+    for (Index c = 0; c < C; c += 16) {
+      const __mmask16 m = lane_mask(C - c);
+      const float* src = w + (o * C + c) * 9;
+      __m512 g[9];
+      for (int k = 0; k < 9; ++k) g[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, taps, src + k, 4);
+      __m512 t[12];  // G g: 4 rows of 3
+      for (int j = 0; j < 3; ++j) {
+        const __m512 g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+        t[j] = g0;
+        t[3 + j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(g0, g1), g2));
+        t[6 + j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(g0, g1), g2));
+        t[9 + j] = g2;
+      }
+      for (int i = 0; i < 4; ++i) {  // (G g) G^T
+        const __m512 u0 = t[3 * i], u1 = t[3 * i + 1], u2 = t[3 * i + 2];
+        const __m512 r[4] = {u0, _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(u0, u1), u2)),
+                             _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(u0, u1), u2)), u2};
+        for (int j = 0; j < 4; ++j)
+          _mm512_mask_storeu_ps(U + u_offset(O, C, i * 4 + j, c) + o * kULd + c % kChannels, m, r[j]);
+      }
+    }
+}
+
+// Where the 16 tiles of a group read and write: per tile lane, the offsets (from the group's first image, within
+// one channel's plane plus whole images) of the 16 patch entries and of the 4 outputs, -1 where they fall outside.
+// When the 16 tiles lie in one tile row of one image (row), lane l's patch sits rel[l] columns (< 32) right of
+// lane 0's, so that a patch entry inside the image at every lane comes from two loads and a permute instead of a
+// 16-lane gather.
+struct Group {
+  Index image;  // the first tile's image
+  bool row;
+  alignas(64) std::int32_t in[16][16];
+  alignas(64) std::int32_t out[4][16];
+  alignas(64) std::int32_t rel[16];
+};
+
+inline void make_group(const Conv2dShape& s, Index ny, Index nx, Index t0, Index count, Group& g) {
+  const Index per = ny * nx, oh = s.out_h(), ow = s.out_w(), xs = Index(s.cin) * s.h * s.w,
+              ys = Index(s.cout) * oh * ow;
+  g.image = count > 0 ? t0 / per : 0;  // (a group past the last tile reads and writes nothing)
+  g.row = count >= 16 && t0 / nx == (t0 + 15) / nx;
+  for (Index l = 0; l < 16; ++l) {
+    if (l >= count) {
+      for (auto& row : g.in) row[l] = -1;
+      for (auto& row : g.out) row[l] = -1;
+      continue;
+    }
+    const Index t = t0 + l, n = t / per, r = t % per;
+    const Index oy = tile_origin(r / nx, s.dil_h), ox = tile_origin(r % nx, s.dil_w);
+    g.rel[l] = std::int32_t(ox - tile_origin(t0 % per % nx, s.dil_w));
+    for (Index i = 0; i < 4; ++i)
+      for (Index j = 0; j < 4; ++j) {
+        const Index iy = oy - s.pad_h + i * s.dil_h, ix = ox - s.pad_w + j * s.dil_w;
+        const bool inside = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
+        g.in[i * 4 + j][l] = inside ? std::int32_t((n - g.image) * xs + iy * s.w + ix) : -1;
+      }
+    for (Index a = 0; a < 2; ++a)
+      for (Index b = 0; b < 2; ++b) {
+        const Index yy = oy + a * s.dil_h, xx = ox + b * s.dil_w;
+        g.out[a * 2 + b][l] = yy < oh && xx < ow ? std::int32_t((n - g.image) * ys + yy * ow + xx) : -1;
+      }
+  }
+}
+
+// V[xi] (16 packed K x N matrices, vsz apart, K = channels [c0, c1), N = the block's tile lanes) = B^T d B of the
+// group's 16 tiles (lanes [q, q + 16) of the block) for each channel.
+inline void transform_input(const float* x, Index plane, Index xs, const Group& g, Index q, Index c0, Index c1,
+                            float* V, Index vsz) {
+  const float* base = x + g.image * xs;
+  __m512i idx[16];
+  __mmask16 valid[16];
+  bool fast[16];  // lane l reads base[in[k][0] + rel[l]] (Group)
+  for (int k = 0; k < 16; ++k) {
+    idx[k] = _mm512_load_si512(g.in[k]);
+    valid[k] = _mm512_cmpge_epi32_mask(idx[k], _mm512_setzero_si512());
+    fast[k] = g.row && valid[k] == 0xFFFF;
+  }
+  const __m512i rel = _mm512_load_si512(g.rel);
+  const __mmask16 lo = lane_mask(g.rel[15] + 1), hi = lane_mask(g.rel[15] + 1 - 16);
+  const Index kc = c1 - c0;
+  float* dst = V + (q / pgemm::kNR * kc) * pgemm::kNR + q % pgemm::kNR;
+  // Channels are planes apart, a stride the hardware prefetchers miss: the patch rows of channel c + kAhead are
+  // requested while channel c is transformed.
+  constexpr Index kAhead = 4;
+  for (Index c = c0; c < c1; ++c, dst += pgemm::kNR) {
+    const float* src = base + c * plane;
+    if (plane >= 1024 && c + kAhead < c1)
+      for (int k = 0; k < 16; ++k) {
+        const float* p = src + kAhead * plane + g.in[k][0];
+        if (g.in[k][0] < 0) continue;
+        _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + 16), _MM_HINT_T0);
+      }
+    __m512 d[16];
+    for (int k = 0; k < 16; ++k) {
+      if (fast[k]) {
+        const float* p = src + g.in[k][0];
+        d[k] = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, p), rel, _mm512_maskz_loadu_ps(hi, p + 16));
+      } else {
+        d[k] = valid[k] ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid[k], idx[k], src, 4) : _mm512_setzero_ps();
+      }
+    }
+    for (int j = 0; j < 4; ++j) {  // B^T d
+      const __m512 d0 = d[j], d1 = d[4 + j], d2 = d[8 + j], d3 = d[12 + j];
+      d[j] = _mm512_sub_ps(d0, d2);
+      d[4 + j] = _mm512_add_ps(d1, d2);
+      d[8 + j] = _mm512_sub_ps(d2, d1);
+      d[12 + j] = _mm512_sub_ps(d1, d3);
+    }
+    for (int i = 0; i < 4; ++i) {  // (B^T d) B
+      const __m512 t0 = d[4 * i], t1 = d[4 * i + 1], t2 = d[4 * i + 2], t3 = d[4 * i + 3];
+      _mm512_storeu_ps(dst + (4 * i + 0) * vsz, _mm512_sub_ps(t0, t2));
+      _mm512_storeu_ps(dst + (4 * i + 1) * vsz, _mm512_add_ps(t1, t2));
+      _mm512_storeu_ps(dst + (4 * i + 2) * vsz, _mm512_sub_ps(t2, t1));
+      _mm512_storeu_ps(dst + (4 * i + 3) * vsz, _mm512_sub_ps(t1, t3));
+    }
+  }
+}
+
+// y's 2x2 tiles = A^T M A of the group's lanes [q, q + 16) (M[xi] rows ldm apart, msz apart per xi), for output
+// channels [0, O), then v -> act(v * scale[o] + shift[o]).
+inline void transform_output(const float* M, Index ldm, Index msz, const Group& g, Index q, Index O, Index oplane,
+                             Index ys, const pgemm::Epilogue& ep, float* y) {
+  __m512i idx[4];
+  __mmask16 valid[4];
+  for (int k = 0; k < 4; ++k) {
+    idx[k] = _mm512_load_si512(g.out[k]);
+    valid[k] = _mm512_cmpge_epi32_mask(idx[k], _mm512_setzero_si512());
+  }
+  float* base = y + g.image * ys;
+  for (Index o = 0; o < O; ++o) {
+    const float* src = M + o * ldm + q;
+    __m512 r[8];  // A^T M: 2 rows of 4
+    for (int j = 0; j < 4; ++j) {
+      const __m512 m0 = _mm512_loadu_ps(src + j * msz), m1 = _mm512_loadu_ps(src + (4 + j) * msz),
+                   m2 = _mm512_loadu_ps(src + (8 + j) * msz), m3 = _mm512_loadu_ps(src + (12 + j) * msz);
+      r[j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+      r[4 + j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    const __m512 scale = _mm512_set1_ps(ep.scale ? ep.scale[o] : 1.f), shift = _mm512_set1_ps(ep.shift ? ep.shift[o] : 0.f);
+    float* dst = base + o * oplane;
+    for (int a = 0; a < 2; ++a) {
+      const __m512 u0 = r[4 * a], u1 = r[4 * a + 1], u2 = r[4 * a + 2], u3 = r[4 * a + 3];
+      __m512 v[2] = {_mm512_add_ps(_mm512_add_ps(u0, u1), u2), _mm512_sub_ps(_mm512_sub_ps(u1, u2), u3)};
+      for (int b = 0; b < 2; ++b) {
+        __m512 out = _mm512_fmadd_ps(v[b], scale, shift);
+        if (ep.relu) out = _mm512_max_ps(out, _mm512_setzero_ps());
+        _mm512_mask_i32scatter_ps(dst, valid[a * 2 + b], idx[a * 2 + b], out, 4);
+      }
+    }
+  }
+}
+
+}  // namespace detail
+#endif
+
+// y [n, cout, out_h, out_w] = act(scale[o] * conv(x, w)[o] + shift[o]) for a 3x3 stride-1 convolution (supports(s)),
+// x [n, cin, h, w], w [cout, cin, 3, 3]; scale and shift may be null (1, 0), act = ReLU when relu. Uses all
+// OpenMP threads (call it outside a parallel region). Call only where enabled().
+inline void forward(const Conv2dShape& s, const float* x, const float* w, const float* scale, const float* shift,
+                    bool relu, float* y) {
+#if defined(__AVX512F__)
+  using namespace detail;
+  const Index C = s.cin, O = s.cout, oh = s.out_h(), ow = s.out_w();
+  const Index ny = tile_count(oh, s.dil_h), nx = tile_count(ow, s.dil_w), tiles = Index(s.n) * ny * nx;
+  const Index plane = Index(s.h) * s.w, xs = C * plane, oplane = oh * ow, ys = O * oplane;
+  float* U = scratch<float, 9>(std::size_t(u_size(O, C)));
+  transform_weights(w, O, C, U);
+  // Blocks of tiles, a multiple of the team size so that each thread gets the same number.
+  const Index nt = max_threads();
+  const Index blocks = round_up((tiles + kMaxTiles - 1) / kMaxTiles, nt);
+  const Index per_block = round_up((tiles + blocks - 1) / blocks, 16);
+  const pgemm::Epilogue ep{scale, shift, relu};
+#pragma omp parallel for schedule(static)
+  for (Index b = 0; b < blocks; ++b) {
+    const Index t0 = b * per_block, tn = std::min(per_block, tiles - t0);
+    if (tn <= 0) continue;
+    const Index lanes = round_up(tn, pgemm::kNR), groups = lanes / 16;
+    Group* gs = scratch<Group, 10>(std::size_t(groups));
+    for (Index k = 0; k < groups; ++k) make_group(s, ny, nx, t0 + 16 * k, std::min<Index>(16, tn - 16 * k), gs[k]);
+    const Index kc_max = std::min(C, kChannels), msz = O * lanes;
+    float* V = scratch<float, 11>(std::size_t(16 * kc_max * lanes));
+    float* M = scratch<float, 12>(std::size_t(16 * msz));
+    for (Index c0 = 0; c0 < C; c0 += kChannels) {
+      const Index c1 = std::min(C, c0 + kChannels), kc = c1 - c0, vsz = kc * lanes;
+      for (Index k = 0; k < groups; ++k) transform_input(x, plane, xs, gs[k], 16 * k, c0, c1, V, vsz);
+      for (Index xi = 0; xi < 16; ++xi)
+        pgemm::gemm(O, lanes, kc, U + u_offset(O, C, xi, c0), kULd, false, V + xi * vsz, M + xi * msz, lanes, c0 > 0);
+    }
+    for (Index k = 0; k < groups; ++k) transform_output(M, lanes, msz, gs[k], 16 * k, O, oplane, ys, ep, y);
+  }
+#else
+  (void)s, (void)x, (void)w, (void)scale, (void)shift, (void)relu, (void)y;
+#endif
+}
+
+}  // namespace hw1::cpu::winograd

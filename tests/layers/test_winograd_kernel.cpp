@@ -1,0 +1,202 @@
+#define BOOST_TEST_MODULE winograd_kernel
+#include <boost/test/unit_test.hpp>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/gradcheck.hpp"
+#include "hw1/backend/cpu/conv2d.hpp"
+#include "hw1/backend/cpu/winograd.hpp"
+
+using hw1::cpu::Conv2dShape;
+using hw1::cpu::Index;
+namespace wg = hw1::cpu::winograd;
+
+namespace {
+
+// Winograd exists only in AVX-512 builds and can be turned off (HW1_WINOGRAD=0, HW1_PGEMM=0): the tests then
+// report themselves skipped rather than passing without running.
+struct Available {
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    boost::test_tools::assertion_result r(wg::enabled());
+    r.message() << "Winograd is not in this build (no AVX-512F) or is off (HW1_WINOGRAD=0 / HW1_PGEMM=0)";
+    return r;
+  }
+};
+
+std::string describe(const Conv2dShape& s) {
+  std::ostringstream o;
+  o << "x[" << s.n << "," << s.cin << "," << s.h << "," << s.w << "] cout " << s.cout << " pad " << s.pad_h << "x"
+    << s.pad_w << " dil " << s.dil_h << "x" << s.dil_w;
+  return o.str();
+}
+
+Conv2dShape conv3x3(int n, int cin, int h, int w, int cout, int ph, int pw, int dh, int dw) {
+  return {n, cin, h, w, cout, 3, 3, 1, 1, ph, pw, dh, dw};
+}
+
+// Partial tiles at the right and bottom edges (odd outputs), channel counts that are not multiples of 16 or of the
+// GEMM's 14 rows, no padding, padding past the dilation, dilations 2, 3, 12 and asymmetric ones, more than 256
+// input channels (two K blocks), several tile blocks, many 2x2 images per block, and a 1x1 output.
+std::vector<Conv2dShape> shapes() {
+  return {
+      conv3x3(1, 16, 8, 8, 16, 1, 1, 1, 1),    conv3x3(2, 17, 7, 9, 13, 1, 1, 1, 1),
+      conv3x3(3, 20, 5, 6, 18, 0, 0, 1, 1),    conv3x3(1, 16, 6, 6, 16, 2, 2, 1, 1),
+      conv3x3(1, 24, 12, 11, 20, 2, 2, 2, 2),  conv3x3(2, 16, 13, 10, 15, 3, 3, 3, 3),
+      conv3x3(1, 16, 9, 20, 16, 0, 4, 1, 4),   conv3x3(1, 16, 40, 37, 17, 12, 12, 12, 12),
+      conv3x3(1, 300, 10, 10, 30, 1, 1, 1, 1), conv3x3(5, 32, 16, 16, 40, 1, 1, 1, 1),
+      conv3x3(64, 32, 2, 2, 16, 1, 1, 1, 1),   conv3x3(3, 16, 1, 1, 16, 1, 1, 1, 1),
+  };
+}
+
+// The definition in double.
+std::vector<double> reference(const Conv2dShape& s, const std::vector<double>& x, const std::vector<double>& w) {
+  const int oh = s.out_h(), ow = s.out_w();
+  std::vector<double> y(std::size_t(s.n) * s.cout * oh * ow, 0.0);
+  for (int n = 0; n < s.n; ++n)
+    for (int o = 0; o < s.cout; ++o)
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox) {
+          double acc = 0;
+          for (int c = 0; c < s.cin; ++c)
+            for (int i = 0; i < 3; ++i)
+              for (int j = 0; j < 3; ++j) {
+                const int iy = oy - s.pad_h + i * s.dil_h, ix = ox - s.pad_w + j * s.dil_w;
+                if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
+                acc += x[((std::size_t(n) * s.cin + c) * s.h + iy) * s.w + ix] * w[(std::size_t(o) * s.cin + c) * 9 + i * 3 + j];
+              }
+          y[((std::size_t(n) * s.cout + o) * oh + oy) * ow + ox] = acc;
+        }
+  return y;
+}
+
+// dL/dx of L = sum(y * g), in double.
+std::vector<double> reference_dx(const Conv2dShape& s, const std::vector<double>& w, const std::vector<double>& g) {
+  const int oh = s.out_h(), ow = s.out_w();
+  std::vector<double> dx(std::size_t(s.n) * s.cin * s.h * s.w, 0.0);
+  for (int n = 0; n < s.n; ++n)
+    for (int o = 0; o < s.cout; ++o)
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox) {
+          const double gv = g[((std::size_t(n) * s.cout + o) * oh + oy) * ow + ox];
+          for (int c = 0; c < s.cin; ++c)
+            for (int i = 0; i < 3; ++i)
+              for (int j = 0; j < 3; ++j) {
+                const int iy = oy - s.pad_h + i * s.dil_h, ix = ox - s.pad_w + j * s.dil_w;
+                if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
+                dx[((std::size_t(n) * s.cin + c) * s.h + iy) * s.w + ix] += gv * w[(std::size_t(o) * s.cin + c) * 9 + i * 3 + j];
+              }
+        }
+  return dx;
+}
+
+std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+
+// max |got - want| over max |want|; NaN anywhere (an output never written) fails.
+double rel_error(const std::vector<float>& got, const std::vector<double>& want) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    num = std::max(num, std::abs(double(got[i]) - want[i]));
+    den = std::max(den, std::abs(want[i]));
+  }
+  return num / den;
+}
+
+struct Threads {
+  int keep = omp_get_max_threads();
+  explicit Threads(int t) { omp_set_num_threads(t); }
+  ~Threads() { omp_set_num_threads(keep); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(forward_matches_double_reference, *boost::unit_test::precondition(Available{})) {
+  std::uint64_t seed = 1;
+  for (const auto& s : shapes()) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      BOOST_REQUIRE(wg::supports(s));
+      const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, seed += 10);
+      const auto w = hw1::test::random_vector(std::size_t(s.cout) * s.cin * 9, seed + 1);
+      const auto want = reference(s, x, w);
+      const auto xf = to_float(x), wf = to_float(w);
+      for (int t : {1, 2, 3}) {
+        const Threads threads(t);
+        std::vector<float> y(want.size(), std::nanf(""));
+        wg::forward(s, xf.data(), wf.data(), nullptr, nullptr, false, y.data());
+        BOOST_TEST(rel_error(y, want) < 1e-5, "threads " << t);
+      }
+    }
+  }
+}
+
+// The epilogue: v -> max(0, v * scale[o] + shift[o]) (batch norm in inference + ReLU), and shift alone.
+BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::precondition(Available{})) {
+  for (const auto& s : {conv3x3(2, 17, 7, 9, 13, 1, 1, 1, 1), conv3x3(1, 24, 12, 11, 20, 2, 2, 2, 2)}) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, 5);
+      const auto w = hw1::test::random_vector(std::size_t(s.cout) * s.cin * 9, 6);
+      const auto scale = hw1::test::random_vector(std::size_t(s.cout), 7, 0.5, 2.0);
+      const auto shift = hw1::test::random_vector(std::size_t(s.cout), 8);
+      auto want = reference(s, x, w), want_shift = want;
+      const std::size_t plane = std::size_t(s.out_h()) * s.out_w();
+      bool clipped = false;
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        const std::size_t o = i / plane % std::size_t(s.cout);
+        want_shift[i] += shift[o];
+        want[i] = std::max(0.0, want[i] * scale[o] + shift[o]);
+        clipped |= want[i] == 0.0;
+      }
+      BOOST_TEST(clipped);  // the ReLU matters in this data
+      const auto xf = to_float(x), wf = to_float(w), sc = to_float(scale), sh = to_float(shift);
+      std::vector<float> y(want.size(), std::nanf(""));
+      wg::forward(s, xf.data(), wf.data(), sc.data(), sh.data(), true, y.data());
+      BOOST_TEST(rel_error(y, want) < 1e-5);
+      wg::forward(s, xf.data(), wf.data(), nullptr, sh.data(), false, y.data());
+      BOOST_TEST(rel_error(y, want_shift) < 1e-5);
+    }
+  }
+}
+
+// conv2d_forward and conv2d_backward take the Winograd path where worthwhile (dX as a convolution of dY with the
+// flipped, transposed kernel): both match the definition, and dW, db are unchanged by it.
+BOOST_AUTO_TEST_CASE(conv2d_forward_and_input_gradient_through_winograd, *boost::unit_test::precondition(Available{})) {
+  std::uint64_t seed = 300;
+  for (const auto& s : {conv3x3(2, 32, 9, 9, 24, 1, 1, 1, 1), conv3x3(1, 20, 12, 12, 16, 0, 0, 1, 1),
+                        conv3x3(1, 16, 10, 10, 16, 2, 2, 1, 1), conv3x3(2, 16, 14, 13, 18, 2, 2, 2, 2),
+                        conv3x3(8, 64, 4, 4, 40, 1, 1, 1, 1)}) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      BOOST_TEST(wg::worthwhile(s));
+      const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, seed += 10);
+      const auto w = hw1::test::random_vector(std::size_t(s.cout) * s.cin * 9, seed + 1);
+      const auto g = hw1::test::random_vector(std::size_t(s.n) * s.cout * s.out_h() * s.out_w(), seed + 2);
+      const auto xf = to_float(x), wf = to_float(w), gf = to_float(g);
+      std::vector<float> y(g.size(), std::nanf("")), dx(x.size(), std::nanf("")), dw(w.size(), 0.f), dw_alone(w.size(), 0.f);
+      hw1::cpu::conv2d_forward<float>(s, xf.data(), wf.data(), nullptr, y.data());
+      BOOST_TEST(rel_error(y, reference(s, x, w)) < 1e-5);
+      hw1::cpu::conv2d_backward<float>(s, xf.data(), wf.data(), gf.data(), dx.data(), dw.data(), nullptr);
+      BOOST_TEST(rel_error(dx, reference_dx(s, w, g)) < 1e-5);
+      hw1::cpu::conv2d_backward<float>(s, xf.data(), wf.data(), gf.data(), nullptr, dw_alone.data(), nullptr);
+      BOOST_TEST(dw == dw_alone, boost::test_tools::per_element());
+    }
+  }
+}
+
+// Where the path is not taken: other kernels and strides, few channels, and outputs whose tiles would mostly be
+// thrown away.
+BOOST_AUTO_TEST_CASE(when_the_path_applies) {
+  BOOST_TEST(!wg::supports(Conv2dShape{1, 64, 8, 8, 64, 5, 5, 1, 1, 2, 2}));
+  BOOST_TEST(!wg::supports(Conv2dShape{1, 64, 8, 8, 64, 3, 3, 2, 2, 1, 1}));
+  BOOST_TEST(!wg::worthwhile(conv3x3(1, 3, 64, 64, 64, 1, 1, 1, 1)));  // 3 input channels
+  BOOST_TEST(!wg::worthwhile(conv3x3(64, 512, 1, 1, 512, 1, 1, 1, 1)));  // 1x1 output: 1 of 4 tile outputs used
+  BOOST_TEST(wg::utilization(conv3x3(1, 64, 3, 3, 64, 1, 1, 1, 1)) == 9.0 / 16.0);
+  BOOST_TEST(wg::utilization(conv3x3(1, 64, 64, 64, 64, 36, 36, 36, 36)) == 4096.0 / (4.0 * 36 * 36));
+  BOOST_TEST(wg::tile_count(64, 12) == 36);
+  BOOST_TEST(wg::tile_origin(12, 12) == 24);
+  if (wg::enabled()) BOOST_TEST(wg::worthwhile(conv3x3(1, 256, 64, 64, 256, 2, 2, 2, 2)));
+}
