@@ -40,6 +40,9 @@ std::vector<Conv2dShape> geometries() {
       {1, 4, 9, 8, 3, 1, 1, 2, 2},                      // 1x1 stride 2 (projection shortcut): im2col path
       {3, 2, 10, 12, 3, 3, 5, 2, 1, 1, 2, 3, 1},        // asymmetric kernel, stride, padding, dilation
       {1, 2, 5, 4, 3, 3, 3, 1, 1, 2, 2},                // padding larger than the window reach at the border
+      {3, 4, 1, 1, 5, 3, 3, 1, 1, 1, 1},                // 1x1 image: only the centre tap is live (trimmed to 1x1)
+      {2, 3, 2, 2, 4, 3, 3, 2, 2, 1, 1},                // 2x2 -> 1x1 at stride 2: the first row and column die
+      {1, 3, 5, 6, 2, 3, 3, 1, 1, 6, 6, 6, 6},          // dilation past the image: the outer taps die
       {2, 64, 32, 32, 3, 3, 3, 1, 1, 1, 1},             // several blocks of positions
       {1, 1024, 16, 40, 3, 1, 1},                       // several blocks on the direct 1x1 path
   };
@@ -336,4 +339,19 @@ BOOST_AUTO_TEST_CASE(invalid_shapes_throw) {
   } catch (const hw1::Error& e) {
     BOOST_TEST(std::string(e.what()).find("larger input") != std::string::npos);
   }
+}
+
+// Taps that read only padding at every output are dropped before the multiply (the geometries above check that the
+// results do not change): which taps, and when nothing is dropped.
+BOOST_AUTO_TEST_CASE(dead_taps_are_trimmed) {
+  namespace d = hw1::cpu::detail;
+  d::Trim t{};
+  BOOST_TEST(d::trim(Conv2dShape{3, 4, 1, 1, 5, 3, 3, 1, 1, 1, 1}, t));
+  BOOST_TEST((t.s.kh == 1 && t.s.kw == 1 && t.s.pad_h == 0 && t.s.pad_w == 0 && t.r0 == 1 && t.c0 == 1));
+  BOOST_TEST(d::trim(Conv2dShape{2, 3, 2, 2, 4, 3, 3, 2, 2, 1, 1}, t));
+  BOOST_TEST((t.s.kh == 2 && t.s.kw == 2 && t.s.pad_h == 0 && t.r0 == 1 && t.c0 == 1));
+  BOOST_TEST(d::trim(Conv2dShape{1, 3, 5, 6, 2, 3, 3, 1, 1, 6, 6, 6, 6}, t));
+  BOOST_TEST((t.s.kh == 1 && t.s.kw == 1 && t.s.pad_h == 0 && t.s.dil_h == 6));
+  BOOST_TEST(!d::trim(Conv2dShape{1, 3, 8, 8, 2, 3, 3, 1, 1, 1, 1}, t));          // every tap live
+  BOOST_TEST(!d::trim(Conv2dShape{1, 3, 64, 64, 2, 3, 3, 1, 1, 36, 36, 36, 36}, t));  // ASPP: live at some rows
 }

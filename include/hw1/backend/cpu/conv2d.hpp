@@ -463,6 +463,42 @@ inline void check(const Conv2dShape& s) {
 }  // namespace detail
 
 namespace detail {
+// Kernel taps that read only padding at every output position contribute nothing: a 3x3 "same" convolution of a
+// 1x1 image (ResNet's last stage at 32x32 input) is its centre tap alone, a 1x1 convolution. The live taps
+// [k0, k1) along one axis (k0 == k1: none).
+inline std::pair<int, int> live_taps(int k, int in, int out, int stride, int pad, int dil) {
+  const auto live = [&](int t) {
+    const int off = t * dil - pad, first = off >= 0 ? 0 : (-off + stride - 1) / stride;  // first oy with iy >= 0
+    return first < out && off + first * stride < in;
+  };
+  int k0 = 0, k1 = k;
+  while (k0 < k1 && !live(k0)) ++k0;
+  while (k1 > k0 && !live(k1 - 1)) --k1;
+  return {k0, k1};
+}
+// The same convolution with its dead taps dropped (kernel rows [r0, r0 + kh), columns [c0, c0 + kw) of the
+// original), where that is smaller and expressible as a Conv2dShape with the same output; else false.
+struct Trim {
+  Conv2dShape s;
+  int r0, c0;
+};
+inline bool trim(const Conv2dShape& s, Trim& t) {
+  const auto [r0, r1] = live_taps(s.kh, s.h, s.out_h(), s.stride_h, s.pad_h, s.dil_h);
+  const auto [c0, c1] = live_taps(s.kw, s.w, s.out_w(), s.stride_w, s.pad_w, s.dil_w);
+  if (r0 == r1 || c0 == c1 || (r1 - r0 == s.kh && c1 - c0 == s.kw)) return false;
+  t = {s, r0, c0};
+  t.s.kh = r1 - r0, t.s.kw = c1 - c0, t.s.pad_h = s.pad_h - r0 * s.dil_h, t.s.pad_w = s.pad_w - c0 * s.dil_w;
+  return t.s.pad_h >= 0 && t.s.pad_w >= 0 && t.s.out_h() == s.out_h() && t.s.out_w() == s.out_w();
+}
+// f(original weight index, trimmed weight index) over the trimmed kernel's [cout, cin, t.kh, t.kw] entries.
+template <class F>
+void for_trimmed(const Conv2dShape& s, const Trim& t, F&& f) {
+  const Index kh = t.s.kh, kw = t.s.kw;
+  for (Index oc = 0; oc < Index(s.cout) * s.cin; ++oc)
+    for (Index i = 0; i < kh; ++i)
+      for (Index j = 0; j < kw; ++j) f((oc * s.kh + t.r0 + i) * s.kw + t.c0 + j, (oc * kh + i) * kw + j);
+}
+
 // Whether conv2d_forward multiplies through the packed GEMM (pgemm.hpp): float on AVX-512, unless HW1_PGEMM=0.
 template <class T>
 bool packed_forward() {
@@ -481,6 +517,11 @@ template <class T>
 void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T* bias, const T* scale,
                           const T* shift, bool relu, T* y) {
   detail::check(s);
+  if (detail::Trim t; detail::trim(s, t)) {
+    T* w2 = scratch<T, 14>(std::size_t(s.cout) * s.cin * t.s.kh * t.s.kw);
+    detail::for_trimmed(s, t, [&](Index full, Index part) { w2[part] = w[full]; });
+    return conv2d_forward_fused(t.s, x, static_cast<const T*>(w2), bias, scale, shift, relu, y);
+  }
   const detail::ColGeom g = detail::geom(s);
   const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * g.plane();
   const bool packed = detail::packed_forward<T>();
@@ -621,6 +662,16 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
 template <class T>
 void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   detail::check(s);
+  if (detail::Trim t; detail::trim(s, t)) {  // dead taps get no gradient
+    const std::size_t n2 = std::size_t(s.cout) * s.cin * t.s.kh * t.s.kw;
+    T* w2 = scratch<T, 14>(n2);
+    T* dw2 = dw ? scratch<T, 15>(n2) : nullptr;
+    detail::for_trimmed(s, t, [&](Index full, Index part) { w2[part] = w[full]; });
+    if (dw2) std::fill_n(dw2, n2, T(0));
+    conv2d_backward(t.s, x, static_cast<const T*>(w2), dy, dx, dw2, db);
+    if (dw2) detail::for_trimmed(s, t, [&](Index full, Index part) { dw[full] += dw2[part]; });
+    return;
+  }
   const detail::ColGeom g = detail::geom(s);
   const Index K = g.rows(), P = g.cols(), kk = Index(s.kh) * s.kw, plane = g.plane();
   const Index xs = Index(s.cin) * plane, ys = Index(s.cout) * P, bc = detail::block_cols(K, P);
