@@ -264,14 +264,15 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
   const Index plane = Index(s.h) * s.w, xs = C * plane, oplane = oh * ow, ys = O * oplane;
   float* U = scratch<float, 9>(std::size_t(u_size(O, C)));
   transform_weights(w, O, C, U);
-  // Blocks of tiles, a multiple of the team size so that each thread gets the same number.
-  const Index nt = max_threads();
+  // Blocks of tiles: a multiple of the team size, so that each thread gets the same work, of whole GEMM panels
+  // (32 tiles: no block but the last computes padding columns), shared out evenly.
+  const Index nt = max_threads(), panels = (tiles + pgemm::kNR - 1) / pgemm::kNR;
   const Index blocks = round_up((tiles + kMaxTiles - 1) / kMaxTiles, nt);
-  const Index per_block = round_up((tiles + blocks - 1) / blocks, 16);
+  const auto block_start = [&](Index b) { return std::min(tiles, panels * b / blocks * pgemm::kNR); };
   const pgemm::Epilogue ep{scale, shift, relu};
 #pragma omp parallel for schedule(static)
   for (Index b = 0; b < blocks; ++b) {
-    const Index t0 = b * per_block, tn = std::min(per_block, tiles - t0);
+    const Index t0 = block_start(b), tn = block_start(b + 1) - t0;
     if (tn <= 0) continue;
     const Index lanes = round_up(tn, pgemm::kNR), groups = lanes / 16;
     Group* gs = scratch<Group, 10>(std::size_t(groups));
