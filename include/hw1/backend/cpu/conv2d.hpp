@@ -236,11 +236,14 @@ void im2col_table(const ColGeom& g, const TabIndex* tab, Index m, const T* x, In
                   const Out& out) {
   const Index kk = Index(g.kh) * g.kw, plane = g.plane(), P = g.cols();
   for (Index r = r0; r < r1; ++r) {
+    if (g.pointwise()) {  // column q = (image j, position p) reads x[j][r][p]: plain copies to their places
+      for (Index j = 0; j * P < m; ++j)
+        out.run(r, j * P, P, [&](T* d, Index i, Index n) { copy_short(x + j * xs + r * plane + i, n, d); });
+      out.finish(r);
+      continue;
+    }
     T* d = out.row(r);
-    if (g.pointwise())  // column q = (image j, position p) reads x[j][r][p]: plain copies, image by image
-      for (Index j = 0; j * P < m; ++j) copy_short(x + j * xs + r * plane, P, d + j * P);
-    else
-      gather_row(x + r / kk * plane, tab + r % kk * m, m, d);
+    gather_row(x + r / kk * plane, tab + r % kk * m, m, d);
     out.done(r, d);
   }
 }
