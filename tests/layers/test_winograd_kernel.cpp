@@ -95,6 +95,28 @@ std::vector<double> reference_dx(const Conv2dShape& s, const std::vector<double>
   return dx;
 }
 
+// dL/dw of L = sum(y * g), in double.
+std::vector<double> reference_dw(const Conv2dShape& s, const std::vector<double>& x, const std::vector<double>& g) {
+  const int oh = s.out_h(), ow = s.out_w();
+  std::vector<double> dw(std::size_t(s.cout) * s.cin * 9, 0.0);
+  for (int n = 0; n < s.n; ++n)
+    for (int o = 0; o < s.cout; ++o)
+      for (int c = 0; c < s.cin; ++c)
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 3; ++j) {
+            double acc = 0;
+            for (int oy = 0; oy < oh; ++oy)
+              for (int ox = 0; ox < ow; ++ox) {
+                const int iy = oy - s.pad_h + i * s.dil_h, ix = ox - s.pad_w + j * s.dil_w;
+                if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
+                acc += g[((std::size_t(n) * s.cout + o) * oh + oy) * ow + ox] *
+                       x[((std::size_t(n) * s.cin + c) * s.h + iy) * s.w + ix];
+              }
+            dw[(std::size_t(o) * s.cin + c) * 9 + i * 3 + j] += acc;
+          }
+  return dw;
+}
+
 std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
 
 // max |got - want| over max |want|; NaN anywhere (an output never written) fails.
@@ -164,12 +186,12 @@ BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::precondition(
 }
 
 // conv2d_forward and conv2d_backward take the Winograd path where worthwhile (dX as a convolution of dY with the
-// flipped, transposed kernel): both match the definition, and dW, db are unchanged by it.
+// flipped, transposed kernel; dW by weight_grad): all match the definition, with or without dX requested.
 BOOST_AUTO_TEST_CASE(conv2d_forward_and_input_gradient_through_winograd, *boost::unit_test::precondition(Available{})) {
   std::uint64_t seed = 300;
   for (const auto& s : {conv3x3(2, 32, 9, 9, 24, 1, 1, 1, 1), conv3x3(1, 20, 12, 12, 16, 0, 0, 1, 1),
                         conv3x3(1, 16, 10, 10, 16, 2, 2, 1, 1), conv3x3(2, 16, 14, 13, 18, 2, 2, 2, 2),
-                        conv3x3(8, 64, 4, 4, 40, 1, 1, 1, 1)}) {
+                        conv3x3(8, 64, 4, 4, 40, 1, 1, 1, 1), conv3x3(4, 16, 32, 32, 16, 1, 1, 1, 1)}) {
     BOOST_TEST_CONTEXT(describe(s)) {
       BOOST_TEST(wg::worthwhile(s));
       const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, seed += 10);
@@ -183,6 +205,7 @@ BOOST_AUTO_TEST_CASE(conv2d_forward_and_input_gradient_through_winograd, *boost:
       BOOST_TEST(rel_error(dx, reference_dx(s, w, g)) < 1e-5);
       hw1::cpu::conv2d_backward<float>(s, xf.data(), wf.data(), gf.data(), nullptr, dw_alone.data(), nullptr);
       BOOST_TEST(dw == dw_alone, boost::test_tools::per_element());
+      BOOST_TEST(rel_error(dw, reference_dw(s, x, g)) < 2e-5);
     }
   }
 }
@@ -199,4 +222,28 @@ BOOST_AUTO_TEST_CASE(when_the_path_applies) {
   BOOST_TEST(wg::tile_count(64, 12) == 36);
   BOOST_TEST(wg::tile_origin(12, 12) == 24);
   if (wg::enabled()) BOOST_TEST(wg::worthwhile(conv3x3(1, 256, 64, 64, 256, 2, 2, 2, 2)));
+  if (wg::enabled()) BOOST_TEST(wg::worthwhile_weight_grad(conv3x3(8, 64, 56, 56, 64, 1, 1, 1, 1)) == (omp_get_max_threads() <= 12));
+  BOOST_TEST(!wg::worthwhile_weight_grad(conv3x3(8, 512, 7, 7, 512, 1, 1, 1, 1)));
+}
+
+// The weight gradient (Winograd F(3x3, 2x2) form) against the double-precision definition, accumulating into dw,
+// at 1-3 threads, on the forward shapes (padding, dilation, partial tiles, many blocks, two channel blocks).
+BOOST_AUTO_TEST_CASE(weight_gradient_matches_double_reference, *boost::unit_test::precondition(Available{})) {
+  std::uint64_t seed = 900;
+  for (const auto& s : shapes()) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, seed += 10);
+      const auto g = hw1::test::random_vector(std::size_t(s.n) * s.cout * s.out_h() * s.out_w(), seed + 1);
+      const auto w0 = hw1::test::random_vector(std::size_t(s.cout) * s.cin * 9, seed + 2);
+      std::vector<double> want = reference_dw(s, x, g);
+      for (std::size_t i = 0; i < want.size(); ++i) want[i] += w0[i];
+      const auto xf = to_float(x), gf = to_float(g);
+      for (int t : {1, 2, 3}) {
+        const Threads threads(t);
+        auto dw = to_float(w0);
+        wg::weight_grad(s, xf.data(), gf.data(), dw.data());
+        BOOST_TEST(rel_error(dw, want) < 2e-5, "threads " << t);
+      }
+    }
+  }
 }

@@ -680,14 +680,19 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
   const Index xs = Index(s.cin) * plane, ys = Index(s.cout) * P, bc = detail::block_cols(K, P);
   if (db) detail::add_channel_sums(dy, s.n, s.cout, P, db);
   if constexpr (std::is_same_v<T, float>) {
+    if (dw && winograd::worthwhile_weight_grad(s)) {
+      winograd::weight_grad(s, x, dy, dw);
+      dw = nullptr;
+    }
     // dX of a 3x3 stride-1 convolution is itself one: dY through the flipped, transposed kernel
     // W'[c][o][2 - i][2 - j] = W[o][c][i][j] with padding 2 * dilation - padding, which Winograd computes.
     Conv2dShape t{s.n, s.cout, g.oh, g.ow, s.cin, 3, 3, 1, 1, 2 * s.dil_h - s.pad_h, 2 * s.dil_w - s.pad_w,
                   s.dil_h, s.dil_w};
     if (dx && t.pad_h >= 0 && t.pad_w >= 0 && winograd::worthwhile(t) && t.out_h() == s.h && t.out_w() == s.w) {
       T* wt = scratch<T, 13>(std::size_t(s.cin) * s.cout * 9);
-      for (Index o = 0; o < s.cout; ++o)
-        for (Index c = 0; c < s.cin; ++c)
+#pragma omp parallel for schedule(static)
+      for (Index c = 0; c < s.cin; ++c)
+        for (Index o = 0; o < s.cout; ++o)
           for (Index k = 0; k < 9; ++k) wt[(c * s.cout + o) * 9 + 8 - k] = w[(o * s.cin + c) * 9 + k];
       winograd::forward(t, dy, wt, nullptr, nullptr, false, dx);
       dx = nullptr;
