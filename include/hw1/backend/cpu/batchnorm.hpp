@@ -89,24 +89,32 @@ struct ChannelLoop {
         out2[ch - c0] = s2;
       }
     } else {
+      // kLanes partial sums per channel: enough independent chains (four AVX-512 registers of doubles each) that
+      // the loop runs at load speed rather than at the latency of one chain of additions.
+      constexpr int kLanes = 32;
       for (int ch = c0; ch < c1; ++ch) {
         const std::ptrdiff_t k = ch - c0;
-        double l1[8] = {0, 0, 0, 0, 0, 0, 0, 0}, l2[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        double l1[kLanes] = {}, l2[kLanes] = {};
         for (int b = 0; b < n; ++b) {
           const std::ptrdiff_t base = b * cs + std::ptrdiff_t(ch) * hw;
           int i = 0;
-          for (; i + 8 <= hw; i += 8)
-            for (int l = 0; l < 8; ++l) {
+          for (; i + kLanes <= hw; i += kLanes)
+            for (int l = 0; l < kLanes; ++l) {
               l1[l] += f1(base + i + l, k);
               l2[l] += f2(base + i + l, k);
             }
           for (; i < hw; ++i) {
-            l1[i & 7] += f1(base + i, k);
-            l2[i & 7] += f2(base + i, k);
+            l1[i % kLanes] += f1(base + i, k);
+            l2[i % kLanes] += f2(base + i, k);
           }
         }
-        out1[k] = ((l1[0] + l1[1]) + (l1[2] + l1[3])) + ((l1[4] + l1[5]) + (l1[6] + l1[7]));
-        out2[k] = ((l2[0] + l2[1]) + (l2[2] + l2[3])) + ((l2[4] + l2[5]) + (l2[6] + l2[7]));
+        for (int w = kLanes / 2; w > 0; w /= 2)  // pairwise, in a fixed order
+          for (int l = 0; l < w; ++l) {
+            l1[l] += l1[l + w];
+            l2[l] += l2[l + w];
+          }
+        out1[k] = l1[0];
+        out2[k] = l2[0];
       }
     }
   }
