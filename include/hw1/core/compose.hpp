@@ -102,15 +102,44 @@ bool fusable(const Ctx& c) {
     return false;
 }
 
-// act(bn(conv(x))): bn and relu are the layers that follow conv, or null where there is none.
+// act(bn(conv(x))): bn and relu are the layers that follow conv, or null where there is none. x by value is
+// consumed; a const x is only read where the three fuse, and copied for conv to record otherwise.
 template <class Conv, class Bn, class Relu>
 typename Conv::tensor conv_bn_relu(typename Conv::context& c, Conv& conv, Bn* bn, Relu* relu,
-                                   typename Conv::tensor x) {
+                                   typename Conv::tensor&& x) {
   if constexpr (detail::FusingBackend<typename Conv::backend_type>) {
-    if (fusable<typename Conv::backend_type>(c)) return conv.forward_fused(c, std::move(x), bn, relu != nullptr);
+    if (fusable<typename Conv::backend_type>(c)) return conv.forward_fused(c, x, bn, relu != nullptr);
+  }
+  typename Conv::tensor y = conv.forward(c, std::move(x));
+  if (bn) y = bn->forward(c, std::move(y));
+  if (relu) y = relu->forward(c, std::move(y));
+  return y;
+}
+template <class Conv, class Bn, class Relu>
+typename Conv::tensor conv_bn_relu(typename Conv::context& c, Conv& conv, Bn* bn, Relu* relu,
+                                   const typename Conv::tensor& x) {
+  if constexpr (detail::FusingBackend<typename Conv::backend_type>) {
+    if (fusable<typename Conv::backend_type>(c)) return conv.forward_fused(c, x, bn, relu != nullptr);
+  }
+  return conv_bn_relu(c, conv, bn, relu, typename Conv::tensor(x));
+}
+
+// act(bn(conv(x)) + shortcut), the end of a residual block: fused like conv_bn_relu where the backend can, so that
+// the add and the ReLU cost no pass of their own. `what` names the block in the shape error.
+template <class Conv, class Bn, class Relu>
+typename Conv::tensor conv_bn_add_relu(typename Conv::context& c, Conv& conv, Bn* bn, Relu* relu,
+                                       typename Conv::tensor x, const typename Conv::tensor& shortcut,
+                                       const char* what) {
+  using B = typename Conv::backend_type;
+  if constexpr (detail::FusingBackend<B>) {
+    if (fusable<B>(c)) return conv.forward_fused(c, std::move(x), bn, relu != nullptr, &shortcut);
   }
   x = conv.forward(c, std::move(x));
   if (bn) x = bn->forward(c, std::move(x));
+  if (x.shape() != shortcut.shape())
+    throw Error(std::string(what) + ": main path " + shape_str(x.shape()) + " and shortcut " +
+                shape_str(shortcut.shape()) + " differ");
+  B::add_forward(x.size(), x.data(), shortcut.data(), x.data());
   if (relu) x = relu->forward(c, std::move(x));
   return x;
 }

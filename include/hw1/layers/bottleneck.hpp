@@ -5,6 +5,7 @@
 // previous stage's dilation), the remaining N - 1 are Repeat<N - 1, ...> of the stride-1 block.
 #pragma once
 #include <string>
+#include <utility>
 
 #include "hw1/core/compose.hpp"
 #include "hw1/layers/activation.hpp"
@@ -33,21 +34,19 @@ class BottleneckLayer : public LayerBase<In, Out, B> {
     if constexpr (has_downsample) down_conv.visit(ps, p + "downsample.0."), down_bn.visit(ps, p + "downsample.1.");
   }
 
+  // x is copied only where a layer records it for backward (in training: once, for conv1 or the downsample
+  // conv); in fused inference it is only read, also as the shortcut.
   tensor forward(context& c, tensor x) {
-    tensor identity;
     using NoRelu = decltype(relu1)*;
-    if constexpr (has_downsample)
-      identity = conv_bn_relu(c, down_conv, &down_bn, NoRelu(nullptr), x);
-    else
-      identity = x;
-    tensor y = conv_bn_relu(c, conv1, &bn1, &relu1, std::move(x));
+    tensor identity, y;
+    if constexpr (has_downsample) {
+      identity = conv_bn_relu(c, down_conv, &down_bn, NoRelu(nullptr), std::as_const(x));
+      y = conv_bn_relu(c, conv1, &bn1, &relu1, std::move(x));
+    } else {
+      y = conv_bn_relu(c, conv1, &bn1, &relu1, std::as_const(x));
+    }
     y = conv_bn_relu(c, conv2, &bn2, &relu2, std::move(y));
-    y = conv_bn_relu(c, conv3, &bn3, NoRelu(nullptr), std::move(y));
-    if (y.shape() != identity.shape())
-      throw Error("Bottleneck: main path " + shape_str(y.shape()) + " and shortcut " + shape_str(identity.shape()) +
-                  " differ");
-    B::add_forward(y.size(), y.data(), identity.data(), y.data());
-    return relu3.forward(c, std::move(y));
+    return conv_bn_add_relu(c, conv3, &bn3, &relu3, std::move(y), has_downsample ? identity : x, "Bottleneck");
   }
 
   tensor backward(context& c, tensor dy) {

@@ -46,16 +46,21 @@ class Conv2dLayer : public LayerBase<In, Out, B> {
   }
 
   // Inference only, on a backend with conv2d_forward_fused: this convolution, then the batch norm layer bn in
-  // inference (null: none), then ReLU when relu, in one pass over the output. Records nothing.
+  // inference (null: none), then + residual (null: none; a tensor shaped like the output), then ReLU when relu,
+  // in one pass over the output. Records nothing.
   template <class BnPtr>
-  tensor forward_fused(context& c, tensor x, BnPtr bn, bool relu) {
+  tensor forward_fused(context& c, const tensor& x, BnPtr bn, bool relu, const tensor* residual = nullptr) {
     tensor y = output_for(x);
+    if (residual && residual->shape() != y.shape())
+      throw Error(name_ + ": output " + shape_str(y.shape()) + " and the residual added to it " +
+                  shape_str(residual->shape()) + " differ");
     std::vector<scalar> scale, shift;
     if constexpr (!std::is_same_v<BnPtr, std::nullptr_t>) {
       if (bn) bn->inference_affine(c, out_, scale, shift);
     }
     B::conv2d_forward_fused(s_, x.data(), c.w(w_), Bias ? c.w(b_) : nullptr, scale.empty() ? nullptr : scale.data(),
-                            shift.empty() ? nullptr : shift.data(), relu, y.data());
+                            shift.empty() ? nullptr : shift.data(), relu, y.data(),
+                            residual ? residual->data() : nullptr);
     return y;
   }
 

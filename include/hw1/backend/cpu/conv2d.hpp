@@ -513,17 +513,18 @@ bool packed_forward() {
 }  // namespace detail
 
 // x [n,cin,h,w]; w [cout,cin,kh,kw]; y [n,cout,out_h,out_w] is overwritten with, per output channel o,
-// act(scale[o] * (conv(x, w) + bias[o]) + shift[o]), act = ReLU when relu, else identity; bias, scale and shift
-// may each be null (0, 1, 0). A convolution followed by batch norm in inference (scale = gamma / sqrt(var + eps),
-// shift = beta - mean * scale) and ReLU, in one pass over y.
+// act(scale[o] * (conv(x, w) + bias[o]) + shift[o] + res), act = ReLU when relu, else identity; bias, scale,
+// shift and res (shaped like y, not aliasing it) may each be null (0, 1, 0, 0). A convolution followed by batch
+// norm in inference (scale = gamma / sqrt(var + eps), shift = beta - mean * scale), a residual add and ReLU, in
+// one pass over y.
 template <class T>
 void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T* bias, const T* scale,
-                          const T* shift, bool relu, T* y) {
+                          const T* shift, bool relu, T* y, const T* res = nullptr) {
   detail::check(s);
   if (detail::Trim t; detail::trim(s, t)) {
     T* w2 = scratch<T, 14>(std::size_t(s.cout) * s.cin * t.s.kh * t.s.kw);
     detail::for_trimmed(s, t, [&](Index full, Index part) { w2[part] = w[full]; });
-    return conv2d_forward_fused(t.s, x, static_cast<const T*>(w2), bias, scale, shift, relu, y);
+    return conv2d_forward_fused(t.s, x, static_cast<const T*>(w2), bias, scale, shift, relu, y, res);
   }
   const detail::ColGeom g = detail::geom(s);
   const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * g.plane();
@@ -536,24 +537,32 @@ void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T*
     shift = folded.data();
   }
   if constexpr (std::is_same_v<T, float>) {
-    if (winograd::worthwhile(s)) return winograd::forward(s, x, w, scale, shift, relu, y);
+    if (winograd::worthwhile(s)) return winograd::forward(s, x, w, scale, shift, relu, y, res);
   }
-  const bool epilogue = scale || shift || relu;
-  // C's rows are output channels o0, o0 + 1, ...: the epilogue on them (fallback path; pgemm does it in its kernel).
+  const detail::Groups gr = detail::image_groups(s.n, K, P, xs);
+  // On the batched path the GEMM writes a scratch matrix that is then copied into y: the residual, and so the
+  // ReLU after it, wait for that copy.
+  const bool late = res && gr.most > 1, gemm_relu = relu && !late;
+  const bool epilogue = scale || shift || gemm_relu || (res && !late);
+  // C's rows are output channels o0, o0 + 1, ...: the epilogue on them (fallback path; pgemm does it in its
+  // kernel). C lies in y unless late.
   const auto finish_rows = [&](Index o0, Index rows, Index m, T* c, Index ldc) {
     if (!epilogue) return;
     for (Index o = 0; o < rows; ++o) {
       const T a = scale ? scale[o0 + o] : T(1), b = shift ? shift[o0 + o] : T(0);
       T* r = c + o * ldc;
-      if (relu)
-        for (Index p = 0; p < m; ++p) r[p] = std::max(r[p] * a + b, T(0));
-      else
-        for (Index p = 0; p < m; ++p) r[p] = r[p] * a + b;
+      const T* add = res && !late ? res + (r - y) : nullptr;
+      for (Index p = 0; p < m; ++p) {
+        const T v = r[p] * a + b + (add ? add[p] : T(0));
+        r[p] = gemm_relu ? std::max(v, T(0)) : v;
+      }
     }
   };
   [[maybe_unused]] const auto epilogue_at = [&](Index o0) {
     return pgemm::Epilogue{scale ? reinterpret_cast<const float*>(scale + o0) : nullptr,
-                           shift ? reinterpret_cast<const float*>(shift + o0) : nullptr, relu};
+                           shift ? reinterpret_cast<const float*>(shift + o0) : nullptr, gemm_relu,
+                           res && !late ? reinterpret_cast<const float*>(res) : nullptr,
+                           reinterpret_cast<const float*>(y)};
   };
   // The column matrix of m columns: row-major K x m, or B panels (im2col writes them directly).
   const auto col_size = [&](Index m) { return std::size_t(packed ? pgemm::packed_size(K, m) : K * m); };
@@ -582,7 +591,6 @@ void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T*
     else
       detail::im2col_table(g, tab, m, xg, xs, r0, r1, detail::RowsOut<T>{col, 0, m});
   };
-  const detail::Groups gr = detail::image_groups(s.n, K, P, xs);
   if (gr.most > 1) {
     // Group i (images [n0, n0 + ni)), output channels [o0, o1): Yg = W[o0:o1] * [col(X[n0]) ... col(X[n0+ni-1])],
     // then each image's P columns (+ bias) go to its place in y.
@@ -591,7 +599,15 @@ void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T*
       T* yg = scratch<T, 1>(std::size_t(no * m));
       multiply_col(o0, no, m, col, m, yg, m);
       for (Index j = 0; j < ni; ++j)
-        for (Index o = 0; o < no; ++o) copy_short(yg + o * m + j * P, P, y + ((n0 + j) * s.cout + o0 + o) * P);
+        for (Index o = 0; o < no; ++o) {
+          const Index at = ((n0 + j) * s.cout + o0 + o) * P;
+          if (!late) {
+            copy_short(yg + o * m + j * P, P, y + at);
+            continue;
+          }
+          const T* src = yg + o * m + j * P;
+          for (Index p = 0; p < P; ++p) y[at + p] = relu ? std::max(src[p] + res[at + p], T(0)) : src[p] + res[at + p];
+        }
     };
     if (detail::split_items(gr.count, max_threads())) {  // whole groups per thread
 #pragma omp parallel for schedule(static)

@@ -77,12 +77,15 @@ inline void pack_rows(const T* b, Index ldb, Index k, Index n, Index r0, Index r
   for (Index r = r0; r < r1; ++r) put_row_padded(bp, k, r, b + r * ldb, n);
 }
 
-// What happens to row i of C once its sum is complete: v -> v * scale[i] + shift[i], then max(v, 0) with relu.
-// Null scale / shift leave that step out.
+// What happens to row i of C once its sum is complete: v -> v * scale[i] + shift[i], then + the matching entry of
+// a residual array laid out like C (a ResNet block's shortcut: C's entry at c_base + d reads residual[d]), then
+// max(v, 0) with relu. Null scale / shift / residual leave that step out.
 struct Epilogue {
   const float* scale = nullptr;
   const float* shift = nullptr;
   bool relu = false;
+  const float* residual = nullptr;
+  const float* c_base = nullptr;
 };
 
 #if defined(__AVX512F__)
@@ -125,6 +128,11 @@ __attribute__((noinline)) void kernel(Index kc, const float* __restrict a, Index
         const __m512 hi = _mm512_set1_ps(ep->shift[row0 + i]);
         c0[i] = _mm512_add_ps(c0[i], hi);
         c1[i] = _mm512_add_ps(c1[i], hi);
+      }
+      if (ep->residual) {
+        const float* ri = ep->residual + (ci - ep->c_base);
+        c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ri));
+        c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ri + 16));
       }
       if (ep->relu) {
         c0[i] = _mm512_max_ps(c0[i], _mm512_setzero_ps());
@@ -169,6 +177,7 @@ inline void gemm(Index M, Index N, Index K, const float* a, Index lda, bool a_tr
         float v = accumulate ? c[i * ldc + j] : 0.f;
         if (ep) {
           v = v * (ep->scale ? ep->scale[i] : 1.f) + (ep->shift ? ep->shift[i] : 0.f);
+          if (ep->residual) v += ep->residual[c + i * ldc + j - ep->c_base];
           if (ep->relu) v = std::max(v, 0.f);
         }
         c[i * ldc + j] = v;

@@ -228,7 +228,7 @@ inline void transform_input(const float* x, Index plane, Index xs, const Group& 
 // y's 2x2 tiles = A^T M A of the group's lanes [q, q + 16) (M[xi] rows ldm apart, msz apart per xi), for output
 // channels [0, O), then v -> act(v * scale[o] + shift[o]).
 inline void transform_output(const float* M, Index ldm, Index msz, const Group& g, Index q, Index O, Index oplane,
-                             Index ys, const pgemm::Epilogue& ep, float* y) {
+                             Index ys, const pgemm::Epilogue& ep, const float* res, float* y) {
   __m512i idx[4];
   __mmask16 valid[4];
   for (int k = 0; k < 4; ++k) {
@@ -252,6 +252,9 @@ inline void transform_output(const float* M, Index ldm, Index msz, const Group& 
       __m512 v[2] = {_mm512_add_ps(_mm512_add_ps(u0, u1), u2), _mm512_sub_ps(_mm512_sub_ps(u1, u2), u3)};
       for (int b = 0; b < 2; ++b) {
         __m512 out = _mm512_fmadd_ps(v[b], scale, shift);
+        if (res)
+          out = _mm512_add_ps(out, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid[a * 2 + b], idx[a * 2 + b],
+                                                            res + (dst - y), 4));
         if (ep.relu) out = _mm512_max_ps(out, _mm512_setzero_ps());
         _mm512_mask_i32scatter_ps(dst, valid[a * 2 + b], idx[a * 2 + b], out, 4);
       }
@@ -332,11 +335,12 @@ inline void inverse_weight_grad(const std::vector<float*>& partial, Index C, Ind
 }  // namespace detail
 #endif
 
-// y [n, cout, out_h, out_w] = act(scale[o] * conv(x, w)[o] + shift[o]) for a 3x3 stride-1 convolution (supports(s)),
-// x [n, cin, h, w], w [cout, cin, 3, 3]; scale and shift may be null (1, 0), act = ReLU when relu. Uses all
-// OpenMP threads (call it outside a parallel region). Call only where enabled().
+// y [n, cout, out_h, out_w] = act(scale[o] * conv(x, w)[o] + shift[o] + res) for a 3x3 stride-1 convolution
+// (supports(s)), x [n, cin, h, w], w [cout, cin, 3, 3]; scale, shift and res (shaped like y) may be null (1, 0,
+// 0), act = ReLU when relu. Uses all OpenMP threads (call it outside a parallel region). Call only where
+// enabled().
 inline void forward(const Conv2dShape& s, const float* x, const float* w, const float* scale, const float* shift,
-                    bool relu, float* y) {
+                    bool relu, float* y, const float* res = nullptr) {
 #if defined(__AVX512F__)
   using namespace detail;
   const Index C = s.cin, O = s.cout, oh = s.out_h(), ow = s.out_w();
@@ -366,10 +370,10 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
       for (Index xi = 0; xi < 16; ++xi)
         pgemm::gemm(O, lanes, kc, U + u_offset(O, C, xi, c0), kULd, false, V + xi * vsz, M + xi * msz, lanes, c0 > 0);
     }
-    for (Index k = 0; k < groups; ++k) transform_output(M, lanes, msz, gs[k], 16 * k, O, oplane, ys, ep, y);
+    for (Index k = 0; k < groups; ++k) transform_output(M, lanes, msz, gs[k], 16 * k, O, oplane, ys, ep, res, y);
   }
 #else
-  (void)s, (void)x, (void)w, (void)scale, (void)shift, (void)relu, (void)y;
+  (void)s, (void)x, (void)w, (void)scale, (void)shift, (void)relu, (void)y, (void)res;
 #endif
 }
 
