@@ -189,9 +189,11 @@ BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::precondition(
 // flipped, transposed kernel; dW by weight_grad): all match the definition, with or without dX requested.
 BOOST_AUTO_TEST_CASE(conv2d_forward_and_input_gradient_through_winograd, *boost::unit_test::precondition(Available{})) {
   std::uint64_t seed = 300;
-  for (const auto& s : {conv3x3(2, 32, 9, 9, 24, 1, 1, 1, 1), conv3x3(1, 20, 12, 12, 16, 0, 0, 1, 1),
-                        conv3x3(1, 16, 10, 10, 16, 2, 2, 1, 1), conv3x3(2, 16, 14, 13, 18, 2, 2, 2, 2),
-                        conv3x3(8, 64, 4, 4, 40, 1, 1, 1, 1), conv3x3(4, 16, 32, 32, 16, 1, 1, 1, 1)}) {
+  // (batches large enough for the 256 tiles worthwhile() asks for; the 9x9 and 4x4 planes take the direct input
+  // gradient, as conv2d_backward does below 10x10)
+  for (const auto& s : {conv3x3(12, 32, 9, 9, 24, 1, 1, 1, 1), conv3x3(11, 20, 12, 12, 16, 0, 0, 1, 1),
+                        conv3x3(8, 16, 10, 10, 16, 2, 2, 1, 1), conv3x3(5, 16, 14, 13, 18, 2, 2, 2, 2),
+                        conv3x3(64, 64, 4, 4, 40, 1, 1, 1, 1), conv3x3(4, 16, 32, 32, 16, 1, 1, 1, 1)}) {
     BOOST_TEST_CONTEXT(describe(s)) {
       BOOST_TEST(wg::worthwhile(s));
       const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, seed += 10);
@@ -217,6 +219,7 @@ BOOST_AUTO_TEST_CASE(when_the_path_applies) {
   BOOST_TEST(!wg::supports(Conv2dShape{1, 64, 8, 8, 64, 3, 3, 2, 2, 1, 1}));
   BOOST_TEST(!wg::worthwhile(conv3x3(1, 3, 64, 64, 64, 1, 1, 1, 1)));  // 3 input channels
   BOOST_TEST(!wg::worthwhile(conv3x3(64, 512, 1, 1, 512, 1, 1, 1, 1)));  // 1x1 output: 1 of 4 tile outputs used
+  BOOST_TEST(!wg::worthwhile(conv3x3(64, 256, 2, 2, 256, 1, 1, 1, 1)));  // 64 tiles: the weight transform dominates
   BOOST_TEST(wg::utilization(conv3x3(1, 64, 3, 3, 64, 1, 1, 1, 1)) == 9.0 / 16.0);
   BOOST_TEST(wg::utilization(conv3x3(1, 64, 64, 64, 64, 36, 36, 36, 36)) == 4096.0 / (4.0 * 36 * 36));
   BOOST_TEST(wg::tile_count(64, 12) == 36);

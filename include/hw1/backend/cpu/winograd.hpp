@@ -66,10 +66,14 @@ inline bool supports(const Conv2dShape& s) {
   return Index(s.cin) * s.h * s.w < limit && Index(s.cout) * s.out_h() * s.out_w() < limit;
 }
 
-// Whether conv2d takes this path: supported, enabled, enough channels for the GEMMs to run at speed, and few
-// wasted outputs (a 1x1 or 3x3 output plane wastes 75% or 44% of a tile's work: the direct path is cheaper).
+// Whether conv2d takes this path: supported, enabled, enough channels for the GEMMs to run at speed, few wasted
+// outputs (a 1x1 or 3x3 output plane wastes 75% or 44% of a tile's work: the direct path is cheaper), and enough
+// tiles to pay for transforming the weights (16 values per kernel instead of 9, written and then read by every
+// thread: with weights streaming from memory, ResNet101's 2x2 maps at batch 64 (64 tiles) trained 5-20% slower
+// through here, 256 tiles and more gained).
 inline bool worthwhile(const Conv2dShape& s) {
-  return enabled() && supports(s) && s.cin >= 16 && s.cout >= 16 && utilization(s) >= 0.75;
+  const Index tiles = Index(s.n) * tile_count(s.out_h(), s.dil_h) * tile_count(s.out_w(), s.dil_w);
+  return enabled() && supports(s) && s.cin >= 16 && s.cout >= 16 && utilization(s) >= 0.75 && tiles >= 256;
 }
 
 // Whether conv2d_backward computes dW through weight_grad(): as worthwhile(), and enough tiles per thread to
