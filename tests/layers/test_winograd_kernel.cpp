@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/gradcheck.hpp"
+#include "common/precondition.hpp"
 #include "hw1/backend/cpu/conv2d.hpp"
 #include "hw1/backend/cpu/winograd.hpp"
 
@@ -21,13 +22,7 @@ namespace {
 
 // Winograd exists only in AVX-512 builds and can be turned off (HW1_WINOGRAD=0, HW1_PGEMM=0): the tests then
 // report themselves skipped rather than passing without running.
-struct Available {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    boost::test_tools::assertion_result r(wg::enabled());
-    r.message() << "Winograd is not in this build (no AVX-512F) or is off (HW1_WINOGRAD=0 / HW1_PGEMM=0)";
-    return r;
-  }
-};
+const hw1::test::RunsWhen<&wg::enabled> Available{"Winograd is not in this build (no AVX-512F) or is off (HW1_WINOGRAD=0 / HW1_PGEMM=0)"};
 
 std::string describe(const Conv2dShape& s) {
   std::ostringstream o;
@@ -138,7 +133,7 @@ struct Threads {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(forward_matches_double_reference, *boost::unit_test::precondition(Available{})) {
+BOOST_AUTO_TEST_CASE(forward_matches_double_reference, *boost::unit_test::precondition(Available)) {
   std::uint64_t seed = 1;
   for (const auto& s : shapes()) {
     BOOST_TEST_CONTEXT(describe(s)) {
@@ -158,7 +153,7 @@ BOOST_AUTO_TEST_CASE(forward_matches_double_reference, *boost::unit_test::precon
 }
 
 // The epilogue: v -> max(0, v * scale[o] + shift[o]) (batch norm in inference + ReLU), and shift alone.
-BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::precondition(Available{})) {
+BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::precondition(Available)) {
   for (const auto& s : {conv3x3(2, 17, 7, 9, 13, 1, 1, 1, 1), conv3x3(1, 24, 12, 11, 20, 2, 2, 2, 2)}) {
     BOOST_TEST_CONTEXT(describe(s)) {
       const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, 5);
@@ -187,7 +182,7 @@ BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::precondition(
 
 // conv2d_forward and conv2d_backward take the Winograd path where worthwhile (dX as a convolution of dY with the
 // flipped, transposed kernel; dW by weight_grad): all match the definition, with or without dX requested.
-BOOST_AUTO_TEST_CASE(conv2d_forward_and_input_gradient_through_winograd, *boost::unit_test::precondition(Available{})) {
+BOOST_AUTO_TEST_CASE(conv2d_forward_and_input_gradient_through_winograd, *boost::unit_test::precondition(Available)) {
   std::uint64_t seed = 300;
   // (batches large enough for the 256 tiles worthwhile() asks for; the 9x9 and 4x4 planes take the direct input
   // gradient, as conv2d_backward does below 10x10)
@@ -231,7 +226,7 @@ BOOST_AUTO_TEST_CASE(when_the_path_applies) {
 
 // The weight gradient (Winograd F(3x3, 2x2) form) against the double-precision definition, accumulating into dw,
 // at 1-3 threads, on the forward shapes (padding, dilation, partial tiles, many blocks, two channel blocks).
-BOOST_AUTO_TEST_CASE(weight_gradient_matches_double_reference, *boost::unit_test::precondition(Available{})) {
+BOOST_AUTO_TEST_CASE(weight_gradient_matches_double_reference, *boost::unit_test::precondition(Available)) {
   std::uint64_t seed = 900;
   for (const auto& s : shapes()) {
     BOOST_TEST_CONTEXT(describe(s)) {

@@ -21,6 +21,16 @@
 #define HW1_BLAS_LOADER 1
 #endif
 
+namespace hw1::cpu {
+// Whether the environment variable `name` switches a kernel path off: 0, off, OFF or no (or `also`).
+inline bool env_off(const char* name, const char* also = nullptr) {
+  const char* v = std::getenv(name);
+  if (!v) return false;
+  const std::string s(v);
+  return s == "0" || s == "off" || s == "OFF" || s == "no" || (also && s == also);
+}
+}  // namespace hw1::cpu
+
 namespace hw1::cpu::blas {
 
 // The CBLAS entry points hw1 uses (OpenBLAS's 32-bit-integer build; enum values from cblas.h).
@@ -38,12 +48,7 @@ struct Library {
 
 namespace detail {
 
-inline bool disabled_by_env() {
-  const char* v = std::getenv("HW1_BLAS");
-  if (!v) return false;
-  const std::string s(v);
-  return s == "0" || s == "off" || s == "OFF" || s == "eigen" || s == "no";
-}
+inline bool disabled_by_env() { return env_off("HW1_BLAS", "eigen"); }
 
 #ifdef HW1_BLAS_LOADER
 inline void* open_first() {

@@ -42,12 +42,7 @@ inline Index packed_size(Index k, Index n) { return panel_count(n) * k * kNR; }
 // Whether the packed kernels exist in this build and are not turned off (HW1_PGEMM=0 / off).
 inline bool enabled() {
 #if defined(__AVX512F__)
-  static const bool on = [] {
-    const char* v = std::getenv("HW1_PGEMM");
-    if (!v) return true;
-    const std::string s(v);
-    return !(s == "0" || s == "off" || s == "OFF" || s == "no");
-  }();
+  static const bool on = !env_off("HW1_PGEMM");
   return on;
 #else
   return false;

@@ -46,12 +46,7 @@ inline double utilization(const Conv2dShape& s) {
 // Whether this build has the path and the environment leaves it on (HW1_WINOGRAD=0 / off turns it off).
 inline bool enabled() {
 #if defined(__AVX512F__)
-  static const bool on = [] {
-    const char* v = std::getenv("HW1_WINOGRAD");
-    if (!v) return true;
-    const std::string s(v);
-    return !(s == "0" || s == "off" || s == "OFF" || s == "no");
-  }();
+  static const bool on = !env_off("HW1_WINOGRAD");
   return on && pgemm::enabled();
 #else
   return false;
