@@ -37,6 +37,11 @@ namespace hw1::cpu::winograd {
 inline Index tile_count(Index out, Index d) { return out / (2 * d) * d + std::min(out % (2 * d), d); }
 inline Index tile_origin(Index t, Index d) { return t / d * 2 * d + t % d; }
 
+// The tiles of a convolution's output, over the whole batch.
+inline Index tile_total(const Conv2dShape& s) {
+  return Index(s.n) * tile_count(s.out_h(), s.dil_h) * tile_count(s.out_w(), s.dil_w);
+}
+
 // The share of computed outputs that are real outputs (the rest fall past the edge).
 inline double utilization(const Conv2dShape& s) {
   const Index oh = s.out_h(), ow = s.out_w();
@@ -67,16 +72,14 @@ inline bool supports(const Conv2dShape& s) {
 // thread: with weights streaming from memory, ResNet101's 2x2 maps at batch 64 (64 tiles) trained 5-20% slower
 // through here, 256 tiles and more gained).
 inline bool worthwhile(const Conv2dShape& s) {
-  const Index tiles = Index(s.n) * tile_count(s.out_h(), s.dil_h) * tile_count(s.out_w(), s.dil_w);
-  return enabled() && supports(s) && s.cin >= 16 && s.cout >= 16 && utilization(s) >= 0.75 && tiles >= 256;
+  return enabled() && supports(s) && s.cin >= 16 && s.cout >= 16 && utilization(s) >= 0.75 && tile_total(s) >= 256;
 }
 
 // Whether conv2d_backward computes dW through weight_grad(): as worthwhile(), and enough tiles per thread to
 // outweigh each thread's 16 x cin x cout partial sum (zeroed, then added up); measured on ResNet101's 3x3
 // layers at 224x224, batch 8: 2x faster with 784+ tiles per thread, even at 196, slower at 64.
 inline bool worthwhile_weight_grad(const Conv2dShape& s) {
-  const Index tiles = Index(s.n) * tile_count(s.out_h(), s.dil_h) * tile_count(s.out_w(), s.dil_w);
-  return worthwhile(s) && tiles >= 512 * Index(max_threads());
+  return worthwhile(s) && tile_total(s) >= 512 * Index(max_threads());
 }
 
 #if defined(__AVX512F__)
@@ -167,6 +170,31 @@ inline void make_group(const Conv2dShape& s, Index ny, Index nx, Index t0, Index
       }
   }
 }
+
+// The batch's tiles in blocks, one thread each: a multiple of the team size, so that each thread gets the same
+// work, of whole GEMM panels (32 tiles: no block but the last computes padding columns), shared out evenly.
+struct Blocks {
+  Index ny, nx, tiles, panels, count;
+  Blocks(const Conv2dShape& s, Index threads)
+      : ny(tile_count(s.out_h(), s.dil_h)),
+        nx(tile_count(s.out_w(), s.dil_w)),
+        tiles(Index(s.n) * ny * nx),
+        panels((tiles + pgemm::kNR - 1) / pgemm::kNR),
+        count(round_up((tiles + kMaxTiles - 1) / kMaxTiles, threads)) {}
+  Index start(Index b) const { return std::min(tiles, panels * b / count * pgemm::kNR); }
+  // Block b: its first tile t0, tn tiles (none for a block past the end), padded to `lanes` GEMM columns, and the
+  // calling thread's tables of its lanes / 16 groups.
+  struct Block {
+    Index t0, tn, lanes, groups;
+    const Group* gs;
+  };
+  Block block(const Conv2dShape& s, Index b) const {
+    const Index t0 = start(b), tn = start(b + 1) - t0, lanes = round_up(tn, pgemm::kNR), groups = lanes / 16;
+    Group* gs = scratch<Group, 10>(std::size_t(groups));
+    for (Index k = 0; k < groups; ++k) make_group(s, ny, nx, t0 + 16 * k, std::min<Index>(16, tn - 16 * k), gs[k]);
+    return {t0, tn, lanes, groups, gs};
+  }
+};
 
 // V[xi] (16 matrices vsz apart: K = channels [c0, c1) by N = the block's tile lanes, packed in panels, or
 // row-major with rows ld apart when ld > 0) = B^T d B of the group's 16 tiles (lanes [q, q + 16) of the block)
@@ -342,24 +370,16 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
                     bool relu, float* y, const float* res = nullptr) {
 #if defined(__AVX512F__)
   using namespace detail;
-  const Index C = s.cin, O = s.cout, oh = s.out_h(), ow = s.out_w();
-  const Index ny = tile_count(oh, s.dil_h), nx = tile_count(ow, s.dil_w), tiles = Index(s.n) * ny * nx;
-  const Index plane = Index(s.h) * s.w, xs = C * plane, oplane = oh * ow, ys = O * oplane;
+  const Index C = s.cin, O = s.cout;
+  const Index plane = Index(s.h) * s.w, xs = C * plane, oplane = Index(s.out_h()) * s.out_w(), ys = O * oplane;
   float* U = scratch<float, 9>(std::size_t(u_size(O, C)));
   transform_weights(w, O, C, U);
-  // Blocks of tiles: a multiple of the team size, so that each thread gets the same work, of whole GEMM panels
-  // (32 tiles: no block but the last computes padding columns), shared out evenly.
-  const Index nt = max_threads(), panels = (tiles + pgemm::kNR - 1) / pgemm::kNR;
-  const Index blocks = round_up((tiles + kMaxTiles - 1) / kMaxTiles, nt);
-  const auto block_start = [&](Index b) { return std::min(tiles, panels * b / blocks * pgemm::kNR); };
+  const Blocks blocks(s, max_threads());
   const pgemm::Epilogue ep{scale, shift, relu};
 #pragma omp parallel for schedule(static)
-  for (Index b = 0; b < blocks; ++b) {
-    const Index t0 = block_start(b), tn = block_start(b + 1) - t0;
+  for (Index b = 0; b < blocks.count; ++b) {
+    const auto [t0, tn, lanes, groups, gs] = blocks.block(s, b);
     if (tn <= 0) continue;
-    const Index lanes = round_up(tn, pgemm::kNR), groups = lanes / 16;
-    Group* gs = scratch<Group, 10>(std::size_t(groups));
-    for (Index k = 0; k < groups; ++k) make_group(s, ny, nx, t0 + 16 * k, std::min<Index>(16, tn - 16 * k), gs[k]);
     const Index kc_max = std::min(C, kChannels), msz = O * lanes;
     float* V = scratch<float, 11>(std::size_t(16 * kc_max * lanes));
     float* M = scratch<float, 12>(std::size_t(16 * msz));
@@ -383,12 +403,10 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
 inline void weight_grad(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
 #if defined(__AVX512F__)
   using namespace detail;
-  const Index C = s.cin, O = s.cout, oh = s.out_h(), ow = s.out_w();
-  const Index ny = tile_count(oh, s.dil_h), nx = tile_count(ow, s.dil_w), tiles = Index(s.n) * ny * nx;
-  const Index plane = Index(s.h) * s.w, xs = C * plane, oplane = oh * ow, ys = O * oplane;
-  const Index nt = max_threads(), panels = (tiles + pgemm::kNR - 1) / pgemm::kNR;
-  const Index blocks = round_up((tiles + kMaxTiles - 1) / kMaxTiles, nt);
-  const auto block_start = [&](Index b) { return std::min(tiles, panels * b / blocks * pgemm::kNR); };
+  const Index C = s.cin, O = s.cout;
+  const Index plane = Index(s.h) * s.w, xs = C * plane, oplane = Index(s.out_h()) * s.out_w(), ys = O * oplane;
+  const Index nt = max_threads();
+  const Blocks blocks(s, nt);
   std::vector<float*> partial(std::size_t(nt), nullptr);
 #pragma omp parallel num_threads(int(nt))
   {
@@ -396,13 +414,10 @@ inline void weight_grad(const Conv2dShape& s, const float* x, const float* dy, f
     float* S = scratch<float, 16>(std::size_t(16 * C * O));
     std::fill_n(S, 16 * C * O, 0.f);
     partial[std::size_t(me)] = S;
-    for (Index b = me; b < blocks; b += team) {
-      const Index t0 = block_start(b), tn = block_start(b + 1) - t0;
+    for (Index b = me; b < blocks.count; b += team) {
+      const auto [t0, tn, lanes, groups, gs] = blocks.block(s, b);
       if (tn <= 0) continue;
-      const Index lanes = round_up(tn, pgemm::kNR), groups = lanes / 16, kc_max = std::min(C, kChannels);
-      Group* gs = scratch<Group, 10>(std::size_t(groups));
-      for (Index k = 0; k < groups; ++k) make_group(s, ny, nx, t0 + 16 * k, std::min<Index>(16, tn - 16 * k), gs[k]);
-      const Index qsz = pgemm::packed_size(lanes, O);
+      const Index kc_max = std::min(C, kChannels), qsz = pgemm::packed_size(lanes, O);
       float* Q = scratch<float, 12>(std::size_t(16 * qsz));
       transform_output_grad(dy, O, oplane, ys, gs, lanes, Q, qsz);
       float* V = scratch<float, 11>(std::size_t(16 * kc_max * lanes));
