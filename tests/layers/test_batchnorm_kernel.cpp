@@ -1,11 +1,14 @@
 #define BOOST_TEST_MODULE batchnorm_kernel
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "common/gradcheck.hpp"
 #include "hw1/backend/cpu/batchnorm.hpp"
+#include "hw1/backend/cpu/elementwise.hpp"
 
 using namespace hw1;
 using hw1::test::kGradTol;
@@ -131,4 +134,85 @@ BOOST_AUTO_TEST_CASE(float_matches_double) {
                                        yd.data(), smd.data(), sid.data());
   for (std::size_t i = 0; i < kCount; ++i) BOOST_TEST(std::abs(y[i] - yd[i]) < 1e-5);
   for (int c = 0; c < C; ++c) BOOST_TEST(std::abs(rv[c] - rvd[c]) < 1e-6);
+}
+
+// What follows a batch norm, run in its own passes (BnAfter: + residual, ReLU and its mask; the backwards' ReLU
+// mask), gives what the separate kernels give: batch norm, add, ReLU, and ReLU's backward before batch norm's.
+template <class T>
+void fused_matches_separate(int HW, bool train) {
+  using W = std::vector<T>;
+  const std::size_t count = std::size_t(N) * C * HW;
+  const auto to = [](const V& v) { return W(v.begin(), v.end()); };
+  const W x = to(test::random_vector(count, 41, -2, 3)), res = to(test::random_vector(count, 42)),
+          gamma = to(test::random_vector(C, 43, 0.5, 1.5)), beta = to(test::random_vector(C, 44)),
+          g = to(test::random_vector(count, 45));
+  const T eps = T(1e-5);
+  for (bool with_res : {false, true}) {
+    BOOST_TEST_CONTEXT("hw " << HW << (train ? " train" : " eval") << (with_res ? " + residual" : "")) {
+      W rm(C, 0), rv(C, 1), sm(C), si(C), ref(count);
+      const auto forward = [&](T* y, const cpu::BnAfter<T>& after) {
+        rm.assign(C, T(0.25)), rv.assign(C, T(1.5));
+        if (train) {
+          cpu::batchnorm_forward_train<T>(N, C, HW, x.data(), gamma.data(), beta.data(), eps, T(0.1), rm.data(),
+                                          rv.data(), y, sm.data(), si.data(), after);
+        } else {
+          cpu::batchnorm_forward_eval<T>(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), eps, y,
+                                         after);
+        }
+      };
+      forward(ref.data(), {});
+      if (with_res) cpu::add_forward<T>(count, ref.data(), res.data(), ref.data());
+      cpu::relu_forward<T>(count, ref.data(), ref.data());
+      W y(count);
+      std::vector<std::uint8_t> mask(count, 7);
+      forward(y.data(), {with_res ? res.data() : nullptr, true, mask.data()});
+      std::size_t positive = 0;
+      for (std::size_t i = 0; i < count; ++i) {
+        BOOST_REQUIRE(std::abs(y[i] - ref[i]) <= T(1e-6) * (T(1) + std::abs(ref[i])));
+        BOOST_REQUIRE(int(mask[i]) == int(ref[i] > 0));
+        positive += mask[i];
+      }
+      BOOST_TEST(positive > 0);  // both sides of the kink are exercised
+      BOOST_TEST(positive < count);
+
+      // Backward: the mask applied to dy on the way in, against dy masked first (dx, dgamma, dbeta).
+      W gm(count), dx_ref(count), dx(count), dg_ref(C, 0), db_ref(C, 0), dg(C, 0), db(C, 0);
+      for (std::size_t i = 0; i < count; ++i) gm[i] = ref[i] > 0 ? g[i] : T(0);
+      const auto backward = [&](const T* dy, T* out, T* dgamma, T* dbeta, const std::uint8_t* m) {
+        if (train)
+          cpu::batchnorm_backward_train<T>(N, C, HW, x.data(), gamma.data(), sm.data(), si.data(), dy, out, dgamma,
+                                           dbeta, m);
+        else
+          cpu::batchnorm_backward_eval<T>(N, C, HW, x.data(), gamma.data(), rm.data(), rv.data(), eps, dy, out,
+                                          dgamma, dbeta, m);
+      };
+      backward(gm.data(), dx_ref.data(), dg_ref.data(), db_ref.data(), nullptr);
+      backward(g.data(), dx.data(), dg.data(), db.data(), mask.data());
+      const auto close = [](const W& a, const W& b) {
+        T worst = 0, scale = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+          worst = std::max(worst, std::abs(a[i] - b[i]));
+          scale = std::max(scale, std::abs(b[i]));
+        }
+        return worst <= T(1e-5) * scale;
+      };
+      BOOST_TEST(close(dx, dx_ref));
+      BOOST_TEST(close(dg, dg_ref));
+      BOOST_TEST(close(db, db_ref));
+      if (!train) {  // eval's dx may alias dy
+        W inplace = g;
+        backward(inplace.data(), inplace.data(), dg.data(), db.data(), mask.data());
+        BOOST_TEST(close(inplace, dx_ref));
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fused_residual_relu_and_mask) {
+  for (int hw : {1, 5, 21, 40}) {
+    fused_matches_separate<double>(hw, true);
+    fused_matches_separate<double>(hw, false);
+    fused_matches_separate<float>(hw, true);
+    fused_matches_separate<float>(hw, false);
+  }
 }

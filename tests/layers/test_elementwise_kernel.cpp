@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "common/gradcheck.hpp"
@@ -38,6 +39,37 @@ BOOST_AUTO_TEST_CASE(relu_forward_and_gradient) {
   cpu::relu_backward<double>(dy.size(), inplace.data(), dy.data(), dy.data());
   BOOST_TEST(inplace == ys, boost::test_tools::per_element());
   BOOST_TEST(dy == dx, boost::test_tools::per_element());
+}
+
+// The masked ReLU (what a recording ReLU layer keeps on the CPU) against the plain kernels, in place as the layers
+// call it, with NaN and signed zeros: same outputs, and a backward that gives 0 wherever the output is not
+// positive, even for an inf or NaN incoming gradient.
+template <class T>
+void relu_mask_matches_plain() {
+  const V xd = test::random_vector(300001, 5);  // several chunks and a ragged tail
+  std::vector<T> x(xd.begin(), xd.end()), dy(x.size());
+  x[3] = T(0), x[4] = -T(0), x[5] = std::numeric_limits<T>::quiet_NaN(), x[6] = -std::numeric_limits<T>::infinity();
+  for (std::size_t i = 0; i < dy.size(); ++i) dy[i] = T(i % 7) - T(3);
+  dy[6] = std::numeric_limits<T>::infinity(), dy[4] = std::numeric_limits<T>::quiet_NaN();
+  std::vector<T> y(x.size()), dx(x.size()), y2 = x, dx2 = dy;
+  std::vector<std::uint8_t> mask(x.size(), 9);
+  cpu::relu_forward<T>(x.size(), x.data(), y.data());
+  cpu::relu_backward<T>(x.size(), y.data(), dy.data(), dx.data());
+  cpu::relu_forward_mask<T>(y2.size(), y2.data(), y2.data(), mask.data());
+  cpu::relu_backward_mask<T>(dx2.size(), mask.data(), dx2.data(), dx2.data());
+  BOOST_TEST(std::isnan(y2[5]));
+  BOOST_TEST(mask[3] + mask[4] + mask[5] + mask[6] == 0);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (i == 5) continue;
+    BOOST_REQUIRE(y2[i] == y[i]);
+    BOOST_REQUIRE(int(mask[i]) == int(y[i] > 0));
+    BOOST_REQUIRE(dx2[i] == dx[i]);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(relu_mask) {
+  relu_mask_matches_plain<double>();
+  relu_mask_matches_plain<float>();
 }
 
 BOOST_AUTO_TEST_CASE(add_and_mul) {

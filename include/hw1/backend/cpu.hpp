@@ -49,8 +49,12 @@ struct cpu_t {
 
   // CPU only, outside the shared list: a convolution with batch norm (inference) and ReLU in its output pass.
   // Layers fuse through it where this flag exists (see fusable() in core/compose.hpp).
+  // The same flag gives ReLU layers a byte mask in place of a copy of their output (relu_*_mask), and batch norm
+  // the residual add and ReLU in its own passes (BnAfter in cpu/batchnorm.hpp).
   static constexpr bool fuses_conv = true;
   HW1_CPU_OP(conv2d_forward_fused)
+  HW1_CPU_OP(relu_forward_mask)
+  HW1_CPU_OP(relu_backward_mask)
 };
 #undef HW1_CPU_OP
 

@@ -111,7 +111,7 @@ typename Conv::tensor conv_bn_relu(typename Conv::context& c, Conv& conv, Bn* bn
     if (fusable<typename Conv::backend_type>(c)) return conv.forward_fused(c, x, bn, relu != nullptr);
   }
   typename Conv::tensor y = conv.forward(c, std::move(x));
-  if (bn) y = bn->forward(c, std::move(y));
+  if (bn) return bn->forward_then(c, std::move(y), relu);  // the ReLU in the batch norm's pass where it can
   if (relu) y = relu->forward(c, std::move(y));
   return y;
 }
@@ -135,10 +135,10 @@ typename Conv::tensor conv_bn_add_relu(typename Conv::context& c, Conv& conv, Bn
     if (fusable<B>(c)) return conv.forward_fused(c, std::move(x), bn, relu != nullptr, &shortcut);
   }
   x = conv.forward(c, std::move(x));
-  if (bn) x = bn->forward(c, std::move(x));
   if (x.shape() != shortcut.shape())
     throw Error(std::string(what) + ": main path " + shape_str(x.shape()) + " and shortcut " +
                 shape_str(shortcut.shape()) + " differ");
+  if (bn) return bn->forward_then(c, std::move(x), relu, &shortcut);  // add and ReLU in the batch norm's pass
   B::add_forward(x.size(), x.data(), shortcut.data(), x.data());
   if (relu) x = relu->forward(c, std::move(x));
   return x;
@@ -196,7 +196,8 @@ class SeqLayer<In, B, std::tuple<Ls...>>
  private:
   template <std::size_t I>
   using at = std::tuple_element_t<I, std::tuple<Ls...>>;
-  // Layers I, I + 1, ... in order; with fuse, a Conv2d followed by BatchNorm2d and/or ReLU as one step.
+  // Layers I, I + 1, ... in order; with fuse, a Conv2d followed by BatchNorm2d and/or ReLU as one step, and in
+  // any mode a BatchNorm2d followed by ReLU as one (BatchNorm2dLayer::forward_then).
   template <std::size_t I>
   void forward_from(context& c, tensor& x, bool fuse) {
     if constexpr (I < size) {
@@ -220,6 +221,12 @@ class SeqLayer<In, B, std::tuple<Ls...>>
             x = std::get<I>(layers_).forward_fused(c, std::move(x), norm, relu);
             return forward_from<after + relu>(c, x, fuse);
           }
+        }
+      }
+      if constexpr (detail::FusableBn<at<I>> && I + 1 < size) {
+        if constexpr (detail::FusableRelu<at<I + 1>>) {  // BatchNorm2d -> ReLU: one output pass where it can
+          x = std::get<I>(layers_).forward_then(c, std::move(x), &std::get<I + 1>(layers_));
+          return forward_from<I + 2>(c, x, fuse);
         }
       }
       x = std::get<I>(layers_).forward(c, std::move(x));

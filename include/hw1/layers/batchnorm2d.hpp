@@ -2,10 +2,14 @@
 // statistics and updates the running ones (unbiased variance); eval mode uses the running statistics.
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "hw1/core/compose.hpp"
+#include "hw1/layers/activation.hpp"
 
 namespace hw1 {
 
@@ -19,6 +23,7 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
   using typename Base::scalar;
   using typename Base::tensor;
   static constexpr double eps = 1e-5, momentum = 0.1;
+  using NoRelu = ReLULayer<dynamic, B>;  // forward_then(c, x, (NoRelu*)nullptr): no ReLU after
 
   void set_channels(int c) requires(C == dynamic) { c_ = c; }
 
@@ -31,22 +36,51 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
     var_ = ps.add(prefix + "running_var", s, false, {Init::ones, 0});
   }
 
-  tensor forward(context& c, tensor x) {
+  tensor forward(context& c, tensor x) { return forward_then(c, std::move(x), static_cast<NoRelu*>(nullptr)); }
+
+  // This batch norm, then + residual (may be null; shaped like the output), then the ReLU layer relu (may be
+  // null), in the batch norm's own output pass where the backend can (B::fuses_conv, the CPU): in a recording run
+  // the ReLU's mask is written there too, and without a residual this layer's backward applies it. Elsewhere the
+  // three run one after the other.
+  template <class Relu>
+  tensor forward_then(context& c, tensor x, Relu* relu, const tensor* residual = nullptr) {
     const Dims4 d = checked_input(x, name_, c_);
+    if (residual && residual->shape() != x.shape())
+      throw Error(name_ + ": output " + shape_str(x.shape()) + " and the residual added to it " +
+                  shape_str(residual->shape()) + " differ");
     tensor y = B::empty(shape_of(x));
     train_ = c.training;
-    if (train_) {
-      if (d.n * d.h * d.w <= 1)
-        throw Error(name_ + ": batch norm in training mode needs more than one value per channel, got input " +
-                    shape_str(x.shape()));
-      save_mean_ = B::empty({std::size_t(c_)});
-      save_invstd_ = B::empty({std::size_t(c_)});
-      B::batchnorm_forward_train(d.n, c_, d.h * d.w, x.data(), c.w(gamma_), c.w(beta_), scalar(eps),
-                                 scalar(momentum), c.buf(mean_), c.buf(var_), y.data(), save_mean_.data(),
-                                 save_invstd_.data());
+    relu_mask_ = nullptr;
+    [[maybe_unused]] auto after = [&] {
+      if constexpr (detail::FusingBackend<B>) {
+        std::uint8_t* mask = relu && c.record ? relu->record_mask(x.size(), residual == nullptr) : nullptr;
+        if (mask && !residual) relu_mask_ = mask;
+        return cpu::BnAfter<scalar>{residual ? residual->data() : nullptr, relu != nullptr, mask};
+      } else {
+        return cpu::BnAfter<scalar>{residual ? residual->data() : nullptr};
+      }
+    };
+    const auto run = [&](auto... fused) {
+      if (train_) {
+        if (d.n * d.h * d.w <= 1)
+          throw Error(name_ + ": batch norm in training mode needs more than one value per channel, got input " +
+                      shape_str(x.shape()));
+        save_mean_ = B::empty({std::size_t(c_)});
+        save_invstd_ = B::empty({std::size_t(c_)});
+        B::batchnorm_forward_train(d.n, c_, d.h * d.w, x.data(), c.w(gamma_), c.w(beta_), scalar(eps),
+                                   scalar(momentum), c.buf(mean_), c.buf(var_), y.data(), save_mean_.data(),
+                                   save_invstd_.data(), fused...);
+      } else {
+        B::batchnorm_forward_eval(d.n, c_, d.h * d.w, x.data(), c.w(gamma_), c.w(beta_), c.buf(mean_), c.buf(var_),
+                                  scalar(eps), y.data(), fused...);
+      }
+    };
+    if constexpr (detail::FusingBackend<B>) {
+      run(after());
     } else {
-      B::batchnorm_forward_eval(d.n, c_, d.h * d.w, x.data(), c.w(gamma_), c.w(beta_), c.buf(mean_), c.buf(var_),
-                                scalar(eps), y.data());
+      run();
+      if (residual) B::add_forward(y.size(), y.data(), residual->data(), y.data());
+      if (relu) y = relu->forward(c, std::move(y));
     }
     if (c.record) x_ = std::move(x);
     return y;
@@ -73,13 +107,21 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
   tensor backward(context& c, tensor dy) {
     const Dims4 d = dims4(x_, name_.c_str());
     tensor dx = B::empty(shape_of(x_));
-    if (train_)
-      B::batchnorm_backward_train(d.n, c_, d.h * d.w, x_.data(), c.w(gamma_), save_mean_.data(), save_invstd_.data(),
-                                  dy.data(), dx.data(), c.g(gamma_), c.g(beta_));
+    // The ReLU after this layer, when its mask was left to this backward (forward_then), is applied to dy here.
+    const auto run = [&](auto... mask) {
+      if (train_)
+        B::batchnorm_backward_train(d.n, c_, d.h * d.w, x_.data(), c.w(gamma_), save_mean_.data(),
+                                    save_invstd_.data(), dy.data(), dx.data(), c.g(gamma_), c.g(beta_), mask...);
+      else
+        B::batchnorm_backward_eval(d.n, c_, d.h * d.w, x_.data(), c.w(gamma_), c.buf(mean_), c.buf(var_),
+                                   scalar(eps), dy.data(), dx.data(), c.g(gamma_), c.g(beta_), mask...);
+    };
+    if constexpr (detail::FusingBackend<B>)
+      run(static_cast<const std::uint8_t*>(relu_mask_));
     else
-      B::batchnorm_backward_eval(d.n, c_, d.h * d.w, x_.data(), c.w(gamma_), c.buf(mean_), c.buf(var_), scalar(eps),
-                                 dy.data(), dx.data(), c.g(gamma_), c.g(beta_));
+      run();
     x_ = tensor();
+    relu_mask_ = nullptr;
     return dx;
   }
 
@@ -89,6 +131,7 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
   bool train_ = false;
   std::string name_;
   tensor x_, save_mean_, save_invstd_;
+  const std::uint8_t* relu_mask_ = nullptr;  // the next ReLU's mask, applied in backward (see forward_then)
 };
 
 template <int C>

@@ -1,16 +1,23 @@
 // BatchNorm2d kernels with PyTorch's semantics: training normalises with the biased batch variance but feeds the
 // unbiased one into running_var; eval uses the running statistics. Sums run in double; each thread takes a share
 // of the channels.
+// In training, what follows a batch norm can run in its passes instead of its own (CPU): the forwards take a
+// BnAfter (a residual add, then ReLU, whose mask they write), and the backwards a ReLU mask that they apply to dy
+// as they read it. Each saves whole passes over activation-sized tensors (ResNet101 at 224x224: hundreds of MB
+// a step).
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "hw1/backend/cpu/elementwise.hpp"
 #include "hw1/core/error.hpp"
 
 namespace hw1::cpu {
@@ -44,6 +51,17 @@ struct ChannelLoop {
         std::fill_n(out + std::ptrdiff_t(ch - c0) * hw, hw, x);
       else
         out[ch - c0] = x;
+    }
+  }
+  // f(e, len, slot, per_element) for every stretch of the thread's channels' elements: [e, e + len) take slots
+  // slot, slot + 1, ... when per_element (small planes), else all slot `slot`.
+  template <class F>
+  void each_run(F&& f) const {
+    if (small()) {
+      for (int b = 0; b < n; ++b) f(b * cs + std::ptrdiff_t(c0) * hw, run(), std::ptrdiff_t(0), true);
+    } else {
+      for (int ch = c0; ch < c1; ++ch)
+        for (int b = 0; b < n; ++b) f(b * cs + std::ptrdiff_t(ch) * hw, std::ptrdiff_t(hw), std::ptrdiff_t(ch - c0), false);
     }
   }
   // g(e, slot) for every element e of the thread's channels.
@@ -142,21 +160,114 @@ void for_channels(int n, int c, int hw, F&& body) {
   }
 }
 
-// The sums behind both batch-norm backwards, in one pass over a thread's channels: sdy[k] = sum of dy and
-// sdyx[k] = sum of dy * (x - mean[ch]); uses buf[0, 3 * slots()) as scratch.
-template <class T>
-void dy_sums(const ChannelLoop& L, double* buf, const T* x, const T* dy, const T* mean, double* sdy, double* sdyx) {
+// f(std::true_type{}) or f(std::false_type{}): a run-time switch made a compile-time one, so that the element
+// loops below hold no branch on it.
+template <class F>
+decltype(auto) with_flag(bool on, F&& f) {
+  return on ? f(std::true_type{}) : f(std::false_type{});
+}
+
+// The sums behind both batch-norm backwards, in one pass over a thread's channels: sdy[k] = sum of g and
+// sdyx[k] = sum of g * (x - mean[ch]), g(e) being the incoming gradient; uses buf[0, 3 * slots()) as scratch.
+template <class T, class G>
+void dy_sums(const ChannelLoop& L, double* buf, const T* x, G&& g, const T* mean, double* sdy, double* sdyx) {
   double *acc = buf, *mean_s = buf + 2 * L.slots();
   L.expand(mean_s, [&](int ch) { return double(mean[ch]); });
-  L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(dy[e]); },
-         [&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(dy[e]) * (double(x[e]) - mean_s[k]); }, sdy, sdyx,
+  L.sums([&](std::ptrdiff_t e, std::ptrdiff_t) { return double(g(e)); },
+         [&](std::ptrdiff_t e, std::ptrdiff_t k) { return double(g(e)) * (double(x[e]) - mean_s[k]); }, sdy, sdyx,
          acc);
+}
+
+// body(g) with g(e) = dy[e], or 0 where relu_mask[e] is 0 (the backward of a ReLU that followed the batch norm).
+template <class T, class F>
+void with_grad(const T* dy, const std::uint8_t* relu_mask, F&& body) {
+  if (relu_mask)
+    body([&](std::ptrdiff_t e) -> T { return keep_if(dy[e], relu_mask[e]); });
+  else
+    body([&](std::ptrdiff_t e) -> T { return dy[e]; });
+}
+
+// The backwards' output passes over one stretch (pointers unaliased where they cannot alias, so that the loops
+// vectorise with a mask in them); g = dy, or 0 where m[i] is 0 (m null: no mask). Slot s = i when PerElement.
+template <bool PerElement, class T>
+void bn_train_dx_run(std::ptrdiff_t len, const T* __restrict x, const T* __restrict dy,
+                     const std::uint8_t* __restrict m, const T* __restrict a, const T* __restrict b,
+                     const T* __restrict c, T* __restrict dx) {
+  if (m) {
+    for (std::ptrdiff_t i = 0; i < len; ++i) {
+      const std::ptrdiff_t s = PerElement ? i : 0;
+      dx[i] = a[s] * keep_if(dy[i], m[i]) + b[s] * x[i] + c[s];
+    }
+  } else {
+    for (std::ptrdiff_t i = 0; i < len; ++i) {
+      const std::ptrdiff_t s = PerElement ? i : 0;
+      dx[i] = a[s] * dy[i] + b[s] * x[i] + c[s];
+    }
+  }
+}
+// dx may alias dy here (element by element).
+template <bool PerElement, class T>
+void bn_eval_dx_run(std::ptrdiff_t len, const T* dy, const std::uint8_t* __restrict m, const T* __restrict a, T* dx) {
+  if (m) {
+    for (std::ptrdiff_t i = 0; i < len; ++i) dx[i] = keep_if(dy[i], m[i]) * a[PerElement ? i : 0];
+  } else {
+    for (std::ptrdiff_t i = 0; i < len; ++i) dx[i] = dy[i] * a[PerElement ? i : 0];
+  }
+}
+}  // namespace detail
+
+// What a training batch norm's output pass applies after normalising: y = bn(x) + residual (when not null), then
+// ReLU when relu; mask (when not null) receives 1 where the ReLU's output is positive, else 0 (its backward).
+template <class T>
+struct BnAfter {
+  const T* residual = nullptr;
+  bool relu = false;
+  std::uint8_t* mask = nullptr;
+};
+
+namespace detail {
+// One stretch of bn_output, its pointers declared unaliased: the mask's bytes could otherwise alias everything,
+// and the loop would not vectorise. a[s], b[s] with s = i when PerElement, else 0.
+template <bool Res, bool Relu, bool Mask, bool PerElement, class T>
+void bn_output_run(std::ptrdiff_t len, const T* __restrict x, const T* __restrict a, const T* __restrict b,
+                   const T* __restrict r, T* __restrict y, std::uint8_t* __restrict m) {
+  for (std::ptrdiff_t i = 0; i < len; ++i) {
+    const std::ptrdiff_t s = PerElement ? i : 0;
+    T v = x[i] * a[s] + b[s];
+    if constexpr (Res) v += r[i];
+    if constexpr (Relu) {
+      bool positive;
+      v = relu_value(v, positive);
+      if constexpr (Mask) m[i] = std::uint8_t(positive);
+    }
+    y[i] = v;
+  }
+}
+
+// y[e] = after(x[e] * scale[slot] + shift[slot]) over a thread's channels.
+template <class T>
+void bn_output(const ChannelLoop& L, const T* x, const T* scale, const T* shift, const BnAfter<T>& after, T* y) {
+  with_flag(after.residual != nullptr, [&](auto res) {
+    with_flag(after.relu, [&](auto relu) {
+      with_flag(relu && after.mask != nullptr, [&](auto mask) {
+        L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, bool per_element) {
+          const T* r = res ? after.residual + e : nullptr;
+          std::uint8_t* m = mask ? after.mask + e : nullptr;
+          if (per_element)
+            bn_output_run<res, relu, mask, true>(len, x + e, scale + k, shift + k, r, y + e, m);
+          else
+            bn_output_run<res, relu, mask, false>(len, x + e, scale + k, shift + k, r, y + e, m);
+        });
+      });
+    });
+  });
 }
 }  // namespace detail
 
 template <class T>
 void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, const T* beta, T eps, T momentum,
-                             T* running_mean, T* running_var, T* y, T* save_mean, T* save_invstd) {
+                             T* running_mean, T* running_var, T* y, T* save_mean, T* save_invstd,
+                             const BnAfter<T>& after = {}) {
   const std::ptrdiff_t count = std::ptrdiff_t(n) * hw;
   if (count <= 1)
     throw Error("BatchNorm2d in training mode needs more than one value per channel, got input [" +
@@ -194,49 +305,59 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
       return double(detail::beta_at(beta, ch)) - double(save_mean[ch]) * double(detail::gamma_at(gamma, ch)) *
                                                      double(save_invstd[ch]);
     });
-    L.each([&](std::ptrdiff_t e, std::ptrdiff_t k) { y[e] = x[e] * scale[k] + shift[k]; });
+    detail::bn_output(L, x, scale, shift, after, y);
   });
 }
 
 // dx = gamma*invstd/N * (N*dy - sum(dy) - xhat*sum(dy*xhat)); the batch statistics depend on x, hence the sums.
-// Per channel that is dx = a*dy + b*x + c, applied in one pass.
+// Per channel that is dx = a*dy + b*x + c, applied in one pass. relu_mask (may be null): a ReLU's mask (BnAfter)
+// applied to dy on the way in.
 template <class T>
 void batchnorm_backward_train(int n, int c, int hw, const T* x, const T* gamma, const T* save_mean,
-                              const T* save_invstd, const T* dy, T* dx, T* dgamma, T* dbeta) {
+                              const T* save_invstd, const T* dy, T* dx, T* dgamma, T* dbeta,
+                              const std::uint8_t* relu_mask = nullptr) {
   const double count = double(n) * hw;
   detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
-    const std::size_t S = L.slots();
-    double *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
-    detail::dy_sums(L, buf, x, dy, save_mean, sdy, sdyx);
-    for (int ch = L.c0; ch < L.c1; ++ch) {
-      const std::size_t k = std::size_t(ch - L.c0);
-      sdyx[k] *= double(save_invstd[ch]);  // sum(dy * xhat)
-      if (dgamma) dgamma[ch] += T(sdyx[k]);
-      if (dbeta) dbeta[ch] += T(sdy[k]);
-    }
-    if (!dx) return;
-    T* a = reinterpret_cast<T*>(buf + 5 * S);
-    T* b = reinterpret_cast<T*>(buf + 6 * S);
-    T* cc = reinterpret_cast<T*>(buf + 7 * S);
-    auto coef = [&](int ch, int which) {
-      const std::size_t k = std::size_t(ch - L.c0);
-      const double invstd = save_invstd[ch], kk = double(detail::gamma_at(gamma, ch)) * invstd;
-      const double mdy = sdy[k] / count, mdyx = sdyx[k] / count;
-      // dx = kk * (dy - mdy - (x - mean) * invstd * mdyx)
-      if (which == 0) return kk;
-      if (which == 1) return -kk * invstd * mdyx;
-      return -kk * mdy + kk * invstd * mdyx * double(save_mean[ch]);
-    };
-    L.expand(a, [&](int ch) { return coef(ch, 0); });
-    L.expand(b, [&](int ch) { return coef(ch, 1); });
-    L.expand(cc, [&](int ch) { return coef(ch, 2); });
-    L.each([&](std::ptrdiff_t e, std::ptrdiff_t k) { dx[e] = a[k] * dy[e] + b[k] * x[e] + cc[k]; });
+    detail::with_grad(dy, relu_mask, [&](auto g) {
+      const std::size_t S = L.slots();
+      double *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
+      detail::dy_sums(L, buf, x, g, save_mean, sdy, sdyx);
+      for (int ch = L.c0; ch < L.c1; ++ch) {
+        const std::size_t k = std::size_t(ch - L.c0);
+        sdyx[k] *= double(save_invstd[ch]);  // sum(dy * xhat)
+        if (dgamma) dgamma[ch] += T(sdyx[k]);
+        if (dbeta) dbeta[ch] += T(sdy[k]);
+      }
+      if (!dx) return;
+      T* a = reinterpret_cast<T*>(buf + 5 * S);
+      T* b = reinterpret_cast<T*>(buf + 6 * S);
+      T* cc = reinterpret_cast<T*>(buf + 7 * S);
+      auto coef = [&](int ch, int which) {
+        const std::size_t k = std::size_t(ch - L.c0);
+        const double invstd = save_invstd[ch], kk = double(detail::gamma_at(gamma, ch)) * invstd;
+        const double mdy = sdy[k] / count, mdyx = sdyx[k] / count;
+        // dx = kk * (dy - mdy - (x - mean) * invstd * mdyx)
+        if (which == 0) return kk;
+        if (which == 1) return -kk * invstd * mdyx;
+        return -kk * mdy + kk * invstd * mdyx * double(save_mean[ch]);
+      };
+      L.expand(a, [&](int ch) { return coef(ch, 0); });
+      L.expand(b, [&](int ch) { return coef(ch, 1); });
+      L.expand(cc, [&](int ch) { return coef(ch, 2); });
+      L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, bool per_element) {
+        const std::uint8_t* m = relu_mask ? relu_mask + e : nullptr;
+        if (per_element)
+          detail::bn_train_dx_run<true>(len, x + e, dy + e, m, a + k, b + k, cc + k, dx + e);
+        else
+          detail::bn_train_dx_run<false>(len, x + e, dy + e, m, a + k, b + k, cc + k, dx + e);
+      });
+    });
   });
 }
 
 template <class T>
 void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* beta, const T* running_mean,
-                            const T* running_var, T eps, T* y) {
+                            const T* running_var, T eps, T* y, const BnAfter<T>& after = {}) {
   detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
     T* scale = reinterpret_cast<T*>(buf);
     T* shift = reinterpret_cast<T*>(buf + L.slots());
@@ -245,30 +366,39 @@ void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, co
     };
     L.expand(scale, sc);
     L.expand(shift, [&](int ch) { return double(detail::beta_at(beta, ch)) - double(running_mean[ch]) * sc(ch); });
-    L.each([&](std::ptrdiff_t e, std::ptrdiff_t k) { y[e] = x[e] * scale[k] + shift[k]; });
+    detail::bn_output(L, x, scale, shift, after, y);
   });
 }
 
 // In eval the statistics are constants: dx = dy * gamma * invstd.
 template <class T>
 void batchnorm_backward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* running_mean,
-                             const T* running_var, T eps, const T* dy, T* dx, T* dgamma, T* dbeta) {
+                             const T* running_var, T eps, const T* dy, T* dx, T* dgamma, T* dbeta,
+                             const std::uint8_t* relu_mask = nullptr) {
   detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
-    const std::size_t S = L.slots();
-    double *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
-    detail::dy_sums(L, buf, x, dy, running_mean, sdy, sdyx);
-    for (int ch = L.c0; ch < L.c1; ++ch) {
-      const std::size_t k = std::size_t(ch - L.c0);
-      const double invstd = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
-      if (dgamma) dgamma[ch] += T(sdyx[k] * invstd);
-      if (dbeta) dbeta[ch] += T(sdy[k]);
-    }
-    if (!dx) return;
-    T* a = reinterpret_cast<T*>(buf + 5 * S);
-    L.expand(a, [&](int ch) {
-      return double(detail::gamma_at(gamma, ch)) / std::sqrt(double(running_var[ch]) + double(eps));
+    detail::with_grad(dy, relu_mask, [&](auto g) {
+      const std::size_t S = L.slots();
+      double *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
+      detail::dy_sums(L, buf, x, g, running_mean, sdy, sdyx);
+      for (int ch = L.c0; ch < L.c1; ++ch) {
+        const std::size_t k = std::size_t(ch - L.c0);
+        const double invstd = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
+        if (dgamma) dgamma[ch] += T(sdyx[k] * invstd);
+        if (dbeta) dbeta[ch] += T(sdy[k]);
+      }
+      if (!dx) return;
+      T* a = reinterpret_cast<T*>(buf + 5 * S);
+      L.expand(a, [&](int ch) {
+        return double(detail::gamma_at(gamma, ch)) / std::sqrt(double(running_var[ch]) + double(eps));
+      });
+      L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, bool per_element) {
+        const std::uint8_t* m = relu_mask ? relu_mask + e : nullptr;  // after the sums: dx may alias dy
+        if (per_element)
+          detail::bn_eval_dx_run<true>(len, dy + e, m, a + k, dx + e);
+        else
+          detail::bn_eval_dx_run<false>(len, dy + e, m, a + k, dx + e);
+      });
     });
-    L.each([&](std::ptrdiff_t e, std::ptrdiff_t k) { dx[e] = dy[e] * a[k]; });  // after the sums: dx may alias dy
   });
 }
 

@@ -4,9 +4,11 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xtensor/xadapt.hpp>
@@ -69,6 +71,52 @@ void relu_backward(std::size_t count, const T* y, const T* dy, T* dx) {
     auto out = detail::view1d(dx + b, len);
     xt::noalias(out) = xt::where(detail::view1d(y + b, len) > T(0), detail::view1d(dy + b, len), T(0));
   });
+}
+
+namespace detail {
+// ReLU's value and its mask byte for v, written so that loops over them vectorise: one comparison (GCC will not
+// if-convert two under the default -ftrapping-math), and a select done with bits. NaN passes, as in torch.relu.
+template <class T>
+inline T relu_value(T v, bool& positive) {
+  positive = v > T(0);
+  return positive || v != v ? v : T(0);
+}
+// d where m is 1, 0 where it is 0 (also for an inf or NaN d, as a select gives).
+template <class T>
+inline T keep_if(T d, std::uint8_t m) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  static_assert(sizeof(T) == sizeof(U));
+  return std::bit_cast<T>(std::bit_cast<U>(d) & (U(0) - U(m)));
+}
+
+// The mask's bytes could alias anything: declared unaliased, these loops vectorise. x and y (dy and dx) may be the
+// same buffer, element by element.
+template <class T>
+void relu_mask_run(std::size_t len, const T* x, T* y, std::uint8_t* __restrict mask) {
+  for (std::size_t i = 0; i < len; ++i) {
+    bool positive;
+    y[i] = relu_value(x[i], positive);
+    mask[i] = std::uint8_t(positive);
+  }
+}
+template <class T>
+void relu_backward_mask_run(std::size_t len, const std::uint8_t* __restrict mask, const T* dy, T* dx) {
+  for (std::size_t i = 0; i < len; ++i) dx[i] = keep_if(dy[i], mask[i]);
+}
+}  // namespace detail
+
+// y = relu(x) (y may alias x), and mask[i] = 1 where y[i] > 0, else 0: what relu_backward_mask needs, in a
+// quarter of the bytes of a copy of y.
+template <class T>
+void relu_forward_mask(std::size_t count, const T* x, T* y, std::uint8_t* mask) {
+  detail::for_chunks(count, [&](std::size_t b, std::size_t len) { detail::relu_mask_run(len, x + b, y + b, mask + b); });
+}
+
+// dx = dy where mask, else 0 (dx may alias dy): relu_backward with the mask in place of y.
+template <class T>
+void relu_backward_mask(std::size_t count, const std::uint8_t* mask, const T* dy, T* dx) {
+  detail::for_chunks(count,
+                     [&](std::size_t b, std::size_t len) { detail::relu_backward_mask_run(len, mask + b, dy + b, dx + b); });
 }
 
 template <class T>
