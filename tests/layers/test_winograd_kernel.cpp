@@ -220,7 +220,7 @@ BOOST_AUTO_TEST_CASE(when_the_path_applies) {
   BOOST_TEST(wg::tile_count(64, 12) == 36);
   BOOST_TEST(wg::tile_origin(12, 12) == 24);
   if (wg::enabled()) BOOST_TEST(wg::worthwhile(conv3x3(1, 256, 64, 64, 256, 2, 2, 2, 2)));
-  if (wg::enabled()) BOOST_TEST(wg::worthwhile_weight_grad(conv3x3(8, 64, 56, 56, 64, 1, 1, 1, 1)) == (omp_get_max_threads() <= 12));
+  if (wg::enabled()) BOOST_TEST(wg::worthwhile_weight_grad(conv3x3(8, 64, 56, 56, 64, 1, 1, 1, 1)) == (omp_get_max_threads() <= 32));
   BOOST_TEST(!wg::worthwhile_weight_grad(conv3x3(8, 512, 7, 7, 512, 1, 1, 1, 1)));
 }
 

@@ -76,10 +76,14 @@ inline bool worthwhile(const Conv2dShape& s) {
 }
 
 // Whether conv2d_backward computes dW through weight_grad(): as worthwhile(), and enough tiles per thread to
-// outweigh each thread's 16 x cin x cout partial sum (zeroed, then added up); measured on ResNet101's 3x3
-// layers at 224x224, batch 8: 2x faster with 784+ tiles per thread, even at 196, slower at 64.
+// outweigh each thread's 16 x cin x cout partial sum (zeroed, then added up). Measured, 2 threads, against the
+// direct path: on an AMD family-26 CPU (ResNet101's 3x3 layers at 224x224, batch 8) 2x faster with 784+ tiles per
+// thread, even at 196, slower at 64; on a family-25 one (whose FMA rate is half as high, so the GEMMs weigh more
+// against the partial sums) 16% faster at 196 (256 channels, 14x14, batch 8), 16% at 98, 40% at 256 (256 and 512
+// channels, 32x32, batch 2: DeepLab's dilated stages), 25-30% slower at 49-64. 192 gains on the second and
+// loses nothing on the first.
 inline bool worthwhile_weight_grad(const Conv2dShape& s) {
-  return worthwhile(s) && tile_total(s) >= 512 * Index(max_threads());
+  return worthwhile(s) && tile_total(s) >= 192 * Index(max_threads());
 }
 
 #if defined(__AVX512F__)
