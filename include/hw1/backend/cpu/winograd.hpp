@@ -69,10 +69,14 @@ inline bool supports(const Conv2dShape& s) {
 // Whether conv2d takes this path: supported, enabled, enough channels for the GEMMs to run at speed, few wasted
 // outputs (a 1x1 or 3x3 output plane wastes 75% or 44% of a tile's work: the direct path is cheaper), and enough
 // tiles to pay for transforming the weights (16 values per kernel instead of 9, written and then read by every
-// thread: with weights streaming from memory, ResNet101's 2x2 maps at batch 64 (64 tiles) trained 5-20% slower
-// through here, 256 tiles and more gained).
+// thread). Where that pays depends on the CPU's FMA rate against its memory: on an AMD family-26 CPU, ResNet101's
+// 2x2 maps at batch 64 (64 tiles) trained 5-20% slower through here (forward, input and weight gradients all taken
+// here then) and 256 tiles and more gained; on a family-25 one (half the FMA rate) the forward of those layers
+// (256 channels, 2x2, batch 64) measured 28% faster (1.13 against 1.57 ms, fastest of 30) and resnet101-infer-32
+// 4-7% (fastest iterations, alternated runs), while 16 and 32 tiles took 125% and 15% longer. The gradients keep
+// their own, stricter rules (conv2d_backward, worthwhile_weight_grad).
 inline bool worthwhile(const Conv2dShape& s) {
-  return enabled() && supports(s) && s.cin >= 16 && s.cout >= 16 && utilization(s) >= 0.75 && tile_total(s) >= 256;
+  return enabled() && supports(s) && s.cin >= 16 && s.cout >= 16 && utilization(s) >= 0.75 && tile_total(s) >= 64;
 }
 
 // Whether conv2d_backward computes dW through weight_grad(): as worthwhile(), and enough tiles per thread to
