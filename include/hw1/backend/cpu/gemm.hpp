@@ -139,7 +139,11 @@ inline void copy_short(const T* src, Index n, T* dst) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     for (; n >= 16; n -= 16, src += 16, dst += 16) _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
-    if (n > 0) _mm512_mask_storeu_ps(dst, lane_mask(n), _mm512_maskz_loadu_ps(lane_mask(n), src));
+    if (n > 4) {
+      _mm512_mask_storeu_ps(dst, lane_mask(n), _mm512_maskz_loadu_ps(lane_mask(n), src));
+    } else {  // 1-4 values (1x1 and 2x2 planes): plain moves, cheaper than a masked store
+      for (Index i = 0; i < n; ++i) dst[i] = src[i];
+    }
     return;
   }
 #endif
