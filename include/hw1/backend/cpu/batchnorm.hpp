@@ -187,6 +187,19 @@ void with_grad(const T* dy, const std::uint8_t* relu_mask, F&& body) {
     body([&](std::ptrdiff_t e) -> T { return dy[e]; });
 }
 
+// Both backwards' first pass: body(L, buf, sdy, sdyx) runs on every thread's channels after dy_sums over them,
+// with dy read through relu_mask where that is not null; buf[5 * slots(), 8 * slots()) is the body's scratch.
+template <class T, class F>
+void after_dy_sums(int n, int c, int hw, const T* x, const T* dy, const std::uint8_t* relu_mask, const T* mean,
+                   F&& body) {
+  for_channels(n, c, hw, [&](const ChannelLoop& L, double* buf) {
+    const std::size_t S = L.slots();
+    double *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
+    with_grad(dy, relu_mask, [&](auto g) { dy_sums(L, buf, x, g, mean, sdy, sdyx); });
+    body(L, buf, sdy, sdyx);
+  });
+}
+
 // The backwards' output passes over one stretch (pointers unaliased where they cannot alias, so that the loops
 // vectorise with a mask in them); g = dy, or 0 where m[i] is 0 (m null: no mask). Slot s = i when PerElement.
 template <bool PerElement, class T>
@@ -317,40 +330,37 @@ void batchnorm_backward_train(int n, int c, int hw, const T* x, const T* gamma, 
                               const T* save_invstd, const T* dy, T* dx, T* dgamma, T* dbeta,
                               const std::uint8_t* relu_mask = nullptr) {
   const double count = double(n) * hw;
-  detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
-    detail::with_grad(dy, relu_mask, [&](auto g) {
-      const std::size_t S = L.slots();
-      double *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
-      detail::dy_sums(L, buf, x, g, save_mean, sdy, sdyx);
-      for (int ch = L.c0; ch < L.c1; ++ch) {
-        const std::size_t k = std::size_t(ch - L.c0);
-        sdyx[k] *= double(save_invstd[ch]);  // sum(dy * xhat)
-        if (dgamma) dgamma[ch] += T(sdyx[k]);
-        if (dbeta) dbeta[ch] += T(sdy[k]);
-      }
-      if (!dx) return;
-      T* a = reinterpret_cast<T*>(buf + 5 * S);
-      T* b = reinterpret_cast<T*>(buf + 6 * S);
-      T* cc = reinterpret_cast<T*>(buf + 7 * S);
-      auto coef = [&](int ch, int which) {
-        const std::size_t k = std::size_t(ch - L.c0);
-        const double invstd = save_invstd[ch], kk = double(detail::gamma_at(gamma, ch)) * invstd;
-        const double mdy = sdy[k] / count, mdyx = sdyx[k] / count;
-        // dx = kk * (dy - mdy - (x - mean) * invstd * mdyx)
-        if (which == 0) return kk;
-        if (which == 1) return -kk * invstd * mdyx;
-        return -kk * mdy + kk * invstd * mdyx * double(save_mean[ch]);
-      };
-      L.expand(a, [&](int ch) { return coef(ch, 0); });
-      L.expand(b, [&](int ch) { return coef(ch, 1); });
-      L.expand(cc, [&](int ch) { return coef(ch, 2); });
-      L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, bool per_element) {
-        const std::uint8_t* m = relu_mask ? relu_mask + e : nullptr;
-        if (per_element)
-          detail::bn_train_dx_run<true>(len, x + e, dy + e, m, a + k, b + k, cc + k, dx + e);
-        else
-          detail::bn_train_dx_run<false>(len, x + e, dy + e, m, a + k, b + k, cc + k, dx + e);
-      });
+  detail::after_dy_sums(n, c, hw, x, dy, relu_mask, save_mean, [&](const detail::ChannelLoop& L, double* buf,
+                                                                   double* sdy, double* sdyx) {
+    const std::size_t S = L.slots();
+    for (int ch = L.c0; ch < L.c1; ++ch) {
+      const std::size_t k = std::size_t(ch - L.c0);
+      sdyx[k] *= double(save_invstd[ch]);  // sum(dy * xhat)
+      if (dgamma) dgamma[ch] += T(sdyx[k]);
+      if (dbeta) dbeta[ch] += T(sdy[k]);
+    }
+    if (!dx) return;
+    T* a = reinterpret_cast<T*>(buf + 5 * S);
+    T* b = reinterpret_cast<T*>(buf + 6 * S);
+    T* cc = reinterpret_cast<T*>(buf + 7 * S);
+    auto coef = [&](int ch, int which) {
+      const std::size_t k = std::size_t(ch - L.c0);
+      const double invstd = save_invstd[ch], kk = double(detail::gamma_at(gamma, ch)) * invstd;
+      const double mdy = sdy[k] / count, mdyx = sdyx[k] / count;
+      // dx = kk * (dy - mdy - (x - mean) * invstd * mdyx)
+      if (which == 0) return kk;
+      if (which == 1) return -kk * invstd * mdyx;
+      return -kk * mdy + kk * invstd * mdyx * double(save_mean[ch]);
+    };
+    L.expand(a, [&](int ch) { return coef(ch, 0); });
+    L.expand(b, [&](int ch) { return coef(ch, 1); });
+    L.expand(cc, [&](int ch) { return coef(ch, 2); });
+    L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, bool per_element) {
+      const std::uint8_t* m = relu_mask ? relu_mask + e : nullptr;
+      if (per_element)
+        detail::bn_train_dx_run<true>(len, x + e, dy + e, m, a + k, b + k, cc + k, dx + e);
+      else
+        detail::bn_train_dx_run<false>(len, x + e, dy + e, m, a + k, b + k, cc + k, dx + e);
     });
   });
 }
@@ -375,29 +385,26 @@ template <class T>
 void batchnorm_backward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* running_mean,
                              const T* running_var, T eps, const T* dy, T* dx, T* dgamma, T* dbeta,
                              const std::uint8_t* relu_mask = nullptr) {
-  detail::for_channels(n, c, hw, [&](const detail::ChannelLoop& L, double* buf) {
-    detail::with_grad(dy, relu_mask, [&](auto g) {
-      const std::size_t S = L.slots();
-      double *sdy = buf + 3 * S, *sdyx = buf + 4 * S;
-      detail::dy_sums(L, buf, x, g, running_mean, sdy, sdyx);
-      for (int ch = L.c0; ch < L.c1; ++ch) {
-        const std::size_t k = std::size_t(ch - L.c0);
-        const double invstd = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
-        if (dgamma) dgamma[ch] += T(sdyx[k] * invstd);
-        if (dbeta) dbeta[ch] += T(sdy[k]);
-      }
-      if (!dx) return;
-      T* a = reinterpret_cast<T*>(buf + 5 * S);
-      L.expand(a, [&](int ch) {
-        return double(detail::gamma_at(gamma, ch)) / std::sqrt(double(running_var[ch]) + double(eps));
-      });
-      L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, bool per_element) {
-        const std::uint8_t* m = relu_mask ? relu_mask + e : nullptr;  // after the sums: dx may alias dy
-        if (per_element)
-          detail::bn_eval_dx_run<true>(len, dy + e, m, a + k, dx + e);
-        else
-          detail::bn_eval_dx_run<false>(len, dy + e, m, a + k, dx + e);
-      });
+  detail::after_dy_sums(n, c, hw, x, dy, relu_mask, running_mean, [&](const detail::ChannelLoop& L, double* buf,
+                                                                      double* sdy, double* sdyx) {
+    const std::size_t S = L.slots();
+    for (int ch = L.c0; ch < L.c1; ++ch) {
+      const std::size_t k = std::size_t(ch - L.c0);
+      const double invstd = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
+      if (dgamma) dgamma[ch] += T(sdyx[k] * invstd);
+      if (dbeta) dbeta[ch] += T(sdy[k]);
+    }
+    if (!dx) return;
+    T* a = reinterpret_cast<T*>(buf + 5 * S);
+    L.expand(a, [&](int ch) {
+      return double(detail::gamma_at(gamma, ch)) / std::sqrt(double(running_var[ch]) + double(eps));
+    });
+    L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, bool per_element) {
+      const std::uint8_t* m = relu_mask ? relu_mask + e : nullptr;  // after the sums: dx may alias dy
+      if (per_element)
+        detail::bn_eval_dx_run<true>(len, dy + e, m, a + k, dx + e);
+      else
+        detail::bn_eval_dx_run<false>(len, dy + e, m, a + k, dx + e);
     });
   });
 }
