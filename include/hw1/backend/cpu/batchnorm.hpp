@@ -54,32 +54,16 @@ struct ChannelLoop {
     }
   }
   // f(e, len, slot, per_element) for every stretch of the thread's channels' elements: [e, e + len) take slots
-  // slot, slot + 1, ... when per_element (small planes), else all slot `slot`.
+  // slot, slot + 1, ... when per_element (small planes), else all slot `slot`. per_element is std::true_type or
+  // std::false_type, so that the stretch loops are compiled for each.
   template <class F>
   void each_run(F&& f) const {
     if (small()) {
-      for (int b = 0; b < n; ++b) f(b * cs + std::ptrdiff_t(c0) * hw, run(), std::ptrdiff_t(0), true);
+      for (int b = 0; b < n; ++b) f(b * cs + std::ptrdiff_t(c0) * hw, run(), std::ptrdiff_t(0), std::true_type{});
     } else {
       for (int ch = c0; ch < c1; ++ch)
-        for (int b = 0; b < n; ++b) f(b * cs + std::ptrdiff_t(ch) * hw, std::ptrdiff_t(hw), std::ptrdiff_t(ch - c0), false);
-    }
-  }
-  // g(e, slot) for every element e of the thread's channels.
-  template <class G>
-  void each(G&& g) const {
-    if (small()) {
-      const std::ptrdiff_t len = run();
-      for (int b = 0; b < n; ++b) {
-        const std::ptrdiff_t base = b * cs + std::ptrdiff_t(c0) * hw;
-        for (std::ptrdiff_t j = 0; j < len; ++j) g(base + j, j);
-      }
-    } else {
-      for (int ch = c0; ch < c1; ++ch)
-        for (int b = 0; b < n; ++b) {
-          const std::ptrdiff_t base = b * cs + std::ptrdiff_t(ch) * hw;
-          const std::ptrdiff_t k = ch - c0;
-          for (int i = 0; i < hw; ++i) g(base + i, k);
-        }
+        for (int b = 0; b < n; ++b)
+          f(b * cs + std::ptrdiff_t(ch) * hw, std::ptrdiff_t(hw), std::ptrdiff_t(ch - c0), std::false_type{});
     }
   }
   // Two per-channel sums in one pass, in double: out1[ch - c0] = sum of f1(e, slot) over the channel's elements
@@ -263,13 +247,10 @@ void bn_output(const ChannelLoop& L, const T* x, const T* scale, const T* shift,
   with_flag(after.residual != nullptr, [&](auto res) {
     with_flag(after.relu, [&](auto relu) {
       with_flag(relu && after.mask != nullptr, [&](auto mask) {
-        L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, bool per_element) {
+        L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, auto per_element) {
           const T* r = res ? after.residual + e : nullptr;
           std::uint8_t* m = mask ? after.mask + e : nullptr;
-          if (per_element)
-            bn_output_run<res, relu, mask, true>(len, x + e, scale + k, shift + k, r, y + e, m);
-          else
-            bn_output_run<res, relu, mask, false>(len, x + e, scale + k, shift + k, r, y + e, m);
+          bn_output_run<res, relu, mask, per_element>(len, x + e, scale + k, shift + k, r, y + e, m);
         });
       });
     });
@@ -355,12 +336,9 @@ void batchnorm_backward_train(int n, int c, int hw, const T* x, const T* gamma, 
     L.expand(a, [&](int ch) { return coef(ch, 0); });
     L.expand(b, [&](int ch) { return coef(ch, 1); });
     L.expand(cc, [&](int ch) { return coef(ch, 2); });
-    L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, bool per_element) {
+    L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, auto per_element) {
       const std::uint8_t* m = relu_mask ? relu_mask + e : nullptr;
-      if (per_element)
-        detail::bn_train_dx_run<true>(len, x + e, dy + e, m, a + k, b + k, cc + k, dx + e);
-      else
-        detail::bn_train_dx_run<false>(len, x + e, dy + e, m, a + k, b + k, cc + k, dx + e);
+      detail::bn_train_dx_run<per_element>(len, x + e, dy + e, m, a + k, b + k, cc + k, dx + e);
     });
   });
 }
@@ -399,12 +377,9 @@ void batchnorm_backward_eval(int n, int c, int hw, const T* x, const T* gamma, c
     L.expand(a, [&](int ch) {
       return double(detail::gamma_at(gamma, ch)) / std::sqrt(double(running_var[ch]) + double(eps));
     });
-    L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, bool per_element) {
+    L.each_run([&](std::ptrdiff_t e, std::ptrdiff_t len, std::ptrdiff_t k, auto per_element) {
       const std::uint8_t* m = relu_mask ? relu_mask + e : nullptr;  // after the sums: dx may alias dy
-      if (per_element)
-        detail::bn_eval_dx_run<true>(len, dy + e, m, a + k, dx + e);
-      else
-        detail::bn_eval_dx_run<false>(len, dy + e, m, a + k, dx + e);
+      detail::bn_eval_dx_run<per_element>(len, dy + e, m, a + k, dx + e);
     });
   });
 }

@@ -109,14 +109,16 @@ void relu_backward_mask_run(std::size_t len, const std::uint8_t* __restrict mask
 // quarter of the bytes of a copy of y.
 template <class T>
 void relu_forward_mask(std::size_t count, const T* x, T* y, std::uint8_t* mask) {
-  detail::for_chunks(count, [&](std::size_t b, std::size_t len) { detail::relu_mask_run(len, x + b, y + b, mask + b); });
+  detail::for_chunks(count,
+                     [&](std::size_t b, std::size_t len) { detail::relu_mask_run(len, x + b, y + b, mask + b); });
 }
 
 // dx = dy where mask, else 0 (dx may alias dy): relu_backward with the mask in place of y.
 template <class T>
 void relu_backward_mask(std::size_t count, const std::uint8_t* mask, const T* dy, T* dx) {
-  detail::for_chunks(count,
-                     [&](std::size_t b, std::size_t len) { detail::relu_backward_mask_run(len, mask + b, dy + b, dx + b); });
+  detail::for_chunks(count, [&](std::size_t b, std::size_t len) {
+    detail::relu_backward_mask_run(len, mask + b, dy + b, dx + b);
+  });
 }
 
 template <class T>
