@@ -226,6 +226,12 @@ BOOST_AUTO_TEST_CASE(float_forward_at_network_widths) {
       {1, 32, 40, 40, 17, 3, 3, 1, 1, 2, 2, 2, 2},  // dilation 2, 1600 positions
       {16, 64, 2, 2, 30, 3, 3, 1, 1, 1, 1},      // batched small images, K = 576
       {40, 128, 4, 4, 33, 1, 1},                 // batched 1x1
+      // Batched 1x1 through masked-load runs (4 to 64 positions per image): uneven groups of 23 + 22 images
+      // (K = 1024), 9 positions (runs that straddle the 16-lane vectors), 64, and 2 (copies instead).
+      {45, 1024, 4, 4, 19, 1, 1},
+      {71, 1024, 3, 3, 6, 1, 1},
+      {9, 256, 8, 8, 31, 1, 1},
+      {50, 600, 1, 2, 17, 1, 1},
   };
   const int keep = omp_get_max_threads();
   for (const auto& s : shapes) {
