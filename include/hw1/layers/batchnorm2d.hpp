@@ -104,7 +104,8 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
     }
   }
 
-  tensor backward(context& c, tensor dy) {
+  // dy is only read (a residual block's shortcut reads it too).
+  tensor backward(context& c, const tensor& dy) {
     const Dims4 d = dims4(x_, name_.c_str());
     tensor dx = B::empty(shape_of(x_));
     // The ReLU after this layer, when its mask was left to this backward (forward_then), is applied to dy here.

@@ -34,31 +34,39 @@ class BottleneckLayer : public LayerBase<In, Out, B> {
     if constexpr (has_downsample) down_conv.visit(ps, p + "downsample.0."), down_bn.visit(ps, p + "downsample.1.");
   }
 
-  // x is copied only where a layer records it for backward (in training: once, for conv1 or the downsample
-  // conv); in fused inference it is only read, also as the shortcut.
+  // x is copied only for the downsample conv, which records its own copy for backward in training; conv1 keeps
+  // x itself, and without a downsample the shortcut then reads conv1's recorded input. In fused inference x is
+  // only read, also as the shortcut.
   tensor forward(context& c, tensor x) {
     using NoRelu = decltype(relu1)*;
     tensor identity, y;
+    const tensor* shortcut = &x;
     if constexpr (has_downsample) {
       identity = conv_bn_relu(c, down_conv, &down_bn, NoRelu(nullptr), std::as_const(x));
       y = conv_bn_relu(c, conv1, &bn1, &relu1, std::move(x));
+      shortcut = &identity;
+    } else if (c.record && !fusable<B>(c)) {
+      y = conv_bn_relu(c, conv1, &bn1, &relu1, std::move(x));
+      shortcut = &conv1.recorded_input();
     } else {
       y = conv_bn_relu(c, conv1, &bn1, &relu1, std::as_const(x));
     }
     y = conv_bn_relu(c, conv2, &bn2, &relu2, std::move(y));
-    return conv_bn_add_relu(c, conv3, &bn3, &relu3, std::move(y), has_downsample ? identity : x, "Bottleneck");
+    return conv_bn_add_relu(c, conv3, &bn3, &relu3, std::move(y), *shortcut, "Bottleneck");
   }
 
+  // dy after the ReLU is read by both paths (batch norm's backward leaves it as it is), and without a downsample
+  // it becomes dx itself, the main path's gradient added to it.
   tensor backward(context& c, tensor dy) {
     dy = relu3.backward(c, std::move(dy));
+    tensor dm = conv3.backward(c, bn3.backward(c, dy));
+    dm = conv2.backward(c, bn2.backward(c, relu2.backward(c, std::move(dm))));
+    dm = conv1.backward(c, bn1.backward(c, relu1.backward(c, std::move(dm))));
     tensor dx;
     if constexpr (has_downsample)
       dx = down_conv.backward(c, down_bn.backward(c, dy));
     else
-      dx = dy;
-    tensor dm = conv3.backward(c, bn3.backward(c, std::move(dy)));
-    dm = conv2.backward(c, bn2.backward(c, relu2.backward(c, std::move(dm))));
-    dm = conv1.backward(c, bn1.backward(c, relu1.backward(c, std::move(dm))));
+      dx = std::move(dy);
     B::add_forward(dx.size(), dx.data(), dm.data(), dx.data());
     return dx;
   }

@@ -64,6 +64,9 @@ class Conv2dLayer : public LayerBase<In, Out, B> {
     return y;
   }
 
+  // The input the last recording forward kept for backward (empty after backward, or when nothing recorded).
+  const tensor& recorded_input() const { return x_; }
+
   tensor backward(context& c, tensor dy) {
     tensor dx = B::empty({std::size_t(s_.n), std::size_t(in_), std::size_t(s_.h), std::size_t(s_.w)});
     B::conv2d_backward(s_, x_.data(), c.w(w_), dy.data(), dx.data(), c.g(w_), Bias ? c.g(b_) : nullptr);
