@@ -152,30 +152,39 @@ BOOST_AUTO_TEST_CASE(forward_matches_double_reference, *boost::unit_test::precon
   }
 }
 
-// The epilogue: v -> max(0, v * scale[o] + shift[o]) (batch norm in inference + ReLU), and shift alone.
+// The epilogue: v -> max(0, v * scale[o] + shift[o]) (batch norm in inference + ReLU), shift alone, and with a
+// residual added before the ReLU. Dilation 1 writes through output runs (up to 4 stretches of a tile row per 16
+// tiles: 7x9 outputs, 5 tiles a row, runs of 5, 5, 5 and 1; 15x40, rows of 20 tiles); 2x2 planes (a run per tile)
+// and dilation 2 scatter instead.
 BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::precondition(Available)) {
-  for (const auto& s : {conv3x3(2, 17, 7, 9, 13, 1, 1, 1, 1), conv3x3(1, 24, 12, 11, 20, 2, 2, 2, 2)}) {
+  for (const auto& s : {conv3x3(2, 17, 7, 9, 13, 1, 1, 1, 1), conv3x3(1, 24, 12, 11, 20, 2, 2, 2, 2),
+                        conv3x3(3, 16, 15, 40, 17, 1, 1, 1, 1), conv3x3(40, 16, 2, 2, 16, 1, 1, 1, 1)}) {
     BOOST_TEST_CONTEXT(describe(s)) {
       const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, 5);
       const auto w = hw1::test::random_vector(std::size_t(s.cout) * s.cin * 9, 6);
       const auto scale = hw1::test::random_vector(std::size_t(s.cout), 7, 0.5, 2.0);
       const auto shift = hw1::test::random_vector(std::size_t(s.cout), 8);
-      auto want = reference(s, x, w), want_shift = want;
+      auto want = reference(s, x, w), want_shift = want, want_res = want;
+      const auto res = hw1::test::random_vector(want.size(), 9);
       const std::size_t plane = std::size_t(s.out_h()) * s.out_w();
       bool clipped = false;
       for (std::size_t i = 0; i < want.size(); ++i) {
         const std::size_t o = i / plane % std::size_t(s.cout);
         want_shift[i] += shift[o];
+        want_res[i] = std::max(0.0, want[i] * scale[o] + shift[o] + double(float(res[i])));
         want[i] = std::max(0.0, want[i] * scale[o] + shift[o]);
         clipped |= want[i] == 0.0;
       }
       BOOST_TEST(clipped);  // the ReLU matters in this data
-      const auto xf = to_float(x), wf = to_float(w), sc = to_float(scale), sh = to_float(shift);
+      const auto xf = to_float(x), wf = to_float(w), sc = to_float(scale), sh = to_float(shift), rf = to_float(res);
       std::vector<float> y(want.size(), std::nanf(""));
       wg::forward(s, xf.data(), wf.data(), sc.data(), sh.data(), true, y.data());
       BOOST_TEST(rel_error(y, want) < 1e-5);
       wg::forward(s, xf.data(), wf.data(), nullptr, sh.data(), false, y.data());
       BOOST_TEST(rel_error(y, want_shift) < 1e-5);
+      std::fill(y.begin(), y.end(), std::nanf(""));
+      wg::forward(s, xf.data(), wf.data(), sc.data(), sh.data(), true, y.data(), rf.data());
+      BOOST_TEST(rel_error(y, want_res) < 1e-5);
     }
   }
 }

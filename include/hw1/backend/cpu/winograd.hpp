@@ -143,9 +143,21 @@ inline void transform_weights(const float* w, Index O, Index C, float* U) {
 // When the 16 tiles lie in one tile row of one image (row), lane l's patch sits rel[l] columns (< 32) right of
 // lane 0's, so that a patch entry inside the image at every lane comes from two loads and a permute instead of a
 // 16-lane gather.
+// Output runs (dilation 1): the group's lanes in at most kMaxRuns stretches of consecutive tiles in one tile row
+// of one image. Output row a (0, 1) of a run's tiles is then one stretch of y: with the (b = 0, b = 1) outputs of
+// the 16 lanes interleaved into 32 values (lane l's at 2l + b), value i of the run lands at y + off + a * ow + i,
+// for the values set in mask[a] (bits 0-15: the first 16 values, 16-31: the next; outputs past the edge left out).
+// Masked stores then replace the four 16-lane scatters per channel, which cost several times more.
+constexpr int kMaxRuns = 4;
+struct OutRun {
+  std::int32_t off;
+  __mmask16 mask[2][2];  // [a][half]
+};
 struct Group {
   Index image;  // the first tile's image
   bool row;
+  int runs;  // output runs, or 0: scatter through out
+  OutRun run[kMaxRuns];
   alignas(64) std::int32_t in[16][16];
   alignas(64) std::int32_t out[4][16];
   alignas(64) std::int32_t rel[16];
@@ -176,6 +188,32 @@ inline void make_group(const Conv2dShape& s, Index ny, Index nx, Index t0, Index
         const Index yy = oy + a * s.dil_h, xx = ox + b * s.dil_w;
         g.out[a * 2 + b][l] = yy < oh && xx < ow ? std::int32_t((n - g.image) * ys + yy * ow + xx) : -1;
       }
+  }
+  // Output runs (OutRun): a new one where the image or tile row changes.
+  g.runs = 0;
+  if (s.dil_h != 1 || s.dil_w != 1) return;
+  std::uint32_t bits[2] = {0, 0};
+  Index run_key = -1;
+  for (Index l = 0; l < count; ++l) {
+    const Index t = t0 + l, key = t / nx, oy = 2 * (t % per / nx), ox = 2 * (t % nx);
+    if (key != run_key) {
+      if (g.runs == kMaxRuns) {
+        g.runs = 0;
+        return;
+      }
+      OutRun& r = g.run[g.runs++];
+      r.off = std::int32_t((t / per - g.image) * ys + oy * ow + ox - 2 * l);
+      bits[0] = bits[1] = 0;
+      run_key = key;
+    }
+    for (Index a = 0; a < 2; ++a)
+      for (Index b = 0; b < 2; ++b)
+        if (oy + a < oh && ox + b < ow) bits[a] |= std::uint32_t(1) << (2 * l + b);
+    OutRun& r = g.run[g.runs - 1];
+    for (Index a = 0; a < 2; ++a) {
+      r.mask[a][0] = __mmask16(bits[a] & 0xFFFF);
+      r.mask[a][1] = __mmask16(bits[a] >> 16);
+    }
   }
 }
 
@@ -263,7 +301,9 @@ inline void transform_input(const float* x, Index plane, Index xs, const Group& 
 // y's 2x2 tiles = A^T M A of the group's lanes [q, q + 16) (M[xi] rows ldm apart, msz apart per xi), for output
 // channels [0, O), then v -> act(v * scale[o] + shift[o]).
 inline void transform_output(const float* M, Index ldm, Index msz, const Group& g, Index q, Index O, Index oplane,
-                             Index ys, const pgemm::Epilogue& ep, const float* res, float* y) {
+                             Index ow, Index ys, const pgemm::Epilogue& ep, const float* res, float* y) {
+  const __m512i interleave_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+                interleave_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   __m512i idx[4];
   __mmask16 valid[4];
   for (int k = 0; k < 4; ++k) {
@@ -282,6 +322,32 @@ inline void transform_output(const float* M, Index ldm, Index msz, const Group& 
     }
     const __m512 scale = _mm512_set1_ps(ep.scale ? ep.scale[o] : 1.f), shift = _mm512_set1_ps(ep.shift ? ep.shift[o] : 0.f);
     float* dst = base + o * oplane;
+    if (g.runs > 0) {
+      for (int a = 0; a < 2; ++a) {
+        const __m512 u0 = r[4 * a], u1 = r[4 * a + 1], u2 = r[4 * a + 2], u3 = r[4 * a + 3];
+        const __m512 v0 = _mm512_fmadd_ps(_mm512_add_ps(_mm512_add_ps(u0, u1), u2), scale, shift),
+                     v1 = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_sub_ps(u1, u2), u3), scale, shift);
+        __m512 h[2] = {_mm512_permutex2var_ps(v0, interleave_lo, v1), _mm512_permutex2var_ps(v0, interleave_hi, v1)};
+        if (res) {
+          const float* rb = res + (dst - y) + a * ow;
+          __m512 add[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+          for (int k = 0; k < g.runs; ++k)
+            for (int half = 0; half < 2; ++half)
+              add[half] = _mm512_mask_loadu_ps(add[half], g.run[k].mask[a][half], rb + g.run[k].off + 16 * half);
+          h[0] = _mm512_add_ps(h[0], add[0]);
+          h[1] = _mm512_add_ps(h[1], add[1]);
+        }
+        if (ep.relu) {
+          h[0] = _mm512_max_ps(h[0], _mm512_setzero_ps());
+          h[1] = _mm512_max_ps(h[1], _mm512_setzero_ps());
+        }
+        float* row = dst + a * ow;
+        for (int k = 0; k < g.runs; ++k)
+          for (int half = 0; half < 2; ++half)
+            _mm512_mask_storeu_ps(row + g.run[k].off + 16 * half, g.run[k].mask[a][half], h[half]);
+      }
+      continue;
+    }
     for (int a = 0; a < 2; ++a) {
       const __m512 u0 = r[4 * a], u1 = r[4 * a + 1], u2 = r[4 * a + 2], u3 = r[4 * a + 3];
       __m512 v[2] = {_mm512_add_ps(_mm512_add_ps(u0, u1), u2), _mm512_sub_ps(_mm512_sub_ps(u1, u2), u3)};
@@ -397,7 +463,8 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
       for (Index xi = 0; xi < 16; ++xi)
         pgemm::gemm(O, lanes, kc, U + u_offset(O, C, xi, c0), kULd, false, V + xi * vsz, M + xi * msz, lanes, c0 > 0);
     }
-    for (Index k = 0; k < groups; ++k) transform_output(M, lanes, msz, gs[k], 16 * k, O, oplane, ys, ep, res, y);
+    for (Index k = 0; k < groups; ++k)
+      transform_output(M, lanes, msz, gs[k], 16 * k, O, oplane, s.out_w(), ys, ep, res, y);
   }
 #else
   (void)s, (void)x, (void)w, (void)scale, (void)shift, (void)relu, (void)y, (void)res;
