@@ -55,6 +55,7 @@ void run_net(Net& net, const std::string& row, bool train, std::size_t batch, st
   }
   net.train(true);
   net.set_record(true);
+  net.set_input_grad(false);  // as on PyTorch's side, whose input does not require grad
   hw1::OptimizerConfig oc;
   oc.name = "sgd";
   oc.momentum = 0.9;

@@ -57,6 +57,7 @@ struct ClassifierTask {
   double train_step(Net& net, const hw1::ClassificationBatch& b, double grad_scale) {
     const auto y = net.forward(Ops::input(b.images));
     auto r = Ops::cross_entropy(y, Ops::targets(b.labels), weights, grad_scale);
+    net.set_input_grad(false);  // nothing reads the images' gradient
     net.backward(r.grad);
     return r.loss;
   }

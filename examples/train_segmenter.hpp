@@ -81,6 +81,7 @@ struct SegmenterTask {
     const auto y = net.forward(Ops::input(b.images));
     const auto t = Ops::targets(b.targets);
     auto r = Ops::cross_entropy(y, t, weights, grad_scale);
+    net.set_input_grad(false);  // nothing reads the images' gradient
     if constexpr (requires { net.aux_output(); }) {
       if (aux_weight > 0) {
         auto a = Ops::cross_entropy(net.aux_output(), t, weights, double(aux_weight) * grad_scale);

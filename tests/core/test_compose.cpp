@@ -160,3 +160,39 @@ BOOST_AUTO_TEST_CASE(model_parameter_names_are_torchvisions) {
   BOOST_TEST(f.params().find("features.28.weight") != nullptr);
   BOOST_TEST(f.params().find("upscore.weight")->shape == (Shape{7, 7, 64, 64}));
 }
+
+// set_input_grad(false): backward skips the input's gradient (the first convolution's dX) and returns a
+// dimensionless tensor; the parameter gradients are the same bits as with it.
+template <class Net>
+void check_input_grad_off(Net& net, const Shape& shape) {
+  net.train(true);
+  Tensor x = hw1::empty<float>(shape);
+  const auto xv = test::random_vector(x.size(), 3);
+  std::copy(xv.begin(), xv.end(), x.begin());
+  auto grads = [&](bool input_grad, Tensor& dx) {
+    net.set_input_grad(input_grad);
+    net.zero_grad();
+    Tensor y = net.forward(x);
+    Tensor g = hw1::empty<float>(shape_of(y));
+    const auto gv = test::random_vector(y.size(), 4);
+    std::copy(gv.begin(), gv.end(), g.begin());
+    dx = net.backward(g);
+    return net.params().grads();
+  };
+  Tensor with, without;
+  const auto a = grads(true, with), b = grads(false, without);
+  BOOST_TEST(with.shape() == x.shape());
+  BOOST_TEST(without.dimension() == 0u);
+  BOOST_TEST((a == b));
+  BOOST_TEST(std::any_of(a.begin(), a.end(), [](float v) { return v != 0.f; }));
+}
+
+BOOST_AUTO_TEST_CASE(input_gradient_can_be_skipped) {
+  ResNet101<10> r;
+  check_input_grad_off(r, {2, 3, 32, 32});
+  DeepLabV3<3> d(3, false);
+  check_input_grad_off(d, {2, 3, 32, 32});
+  FCN32s<3> f;
+  f.set_dropout_off(true);
+  check_input_grad_off(f, {1, 3, 32, 32});
+}

@@ -157,3 +157,37 @@ BOOST_AUTO_TEST_CASE(no_argmax_path_matches_argmax_path) {
     }
   }
 }
+
+// Training (argmax) in float takes 16 windows at a time for stride 1 and 2 inside the image: the same values and
+// the same argmax as the one-window path (double), ties, NaN and -inf included, with partial last vectors.
+BOOST_AUTO_TEST_CASE(float_argmax_matches_scalar_path) {
+  const std::vector<cpu::Pool2dShape> shapes = {
+      {2, 3, 20, 70, 3, 3, 2, 2, 1, 1, false},  // ResNet stem: 35 outputs a row
+      {1, 2, 9, 50, 2, 2, 2, 2, 0, 0, false},   // VGG
+      {1, 2, 8, 45, 3, 3, 1, 1, 1, 1, false},   // stride 1
+      {1, 2, 7, 23, 3, 3, 2, 2, 1, 1, true},    // ceil mode
+      {1, 1, 5, 9, 3, 3, 2, 2, 1, 1, false},    // fewer than 16 inner windows
+  };
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> pick(0, 4);  // few distinct values: many ties
+  for (const auto& s : shapes) {
+    BOOST_TEST_CONTEXT("h " << s.h << " w " << s.w << " k " << s.kh << "x" << s.kw << " s " << s.stride_w) {
+      const std::size_t in = std::size_t(s.n) * s.c * s.h * s.w, out = std::size_t(s.n) * s.c * s.out_h() * s.out_w();
+      std::vector<float> x(in);
+      for (auto& v : x) v = float(pick(rng)) - 2.f;
+      x[in / 3] = std::numeric_limits<float>::quiet_NaN();
+      x[in / 3 + 2] = std::numeric_limits<float>::quiet_NaN();
+      for (std::size_t i = 5; i < in; i += 97) x[i] = -std::numeric_limits<float>::infinity();
+      const V xd(x.begin(), x.end());
+      std::vector<float> y(out);
+      V yd(out);
+      std::vector<std::int64_t> am(out), amd(out);
+      cpu::maxpool2d_forward<float>(s, x.data(), y.data(), am.data());
+      cpu::maxpool2d_forward<double>(s, xd.data(), yd.data(), amd.data());
+      for (std::size_t i = 0; i < out; ++i) {
+        BOOST_TEST((double(y[i]) == yd[i] || (std::isnan(y[i]) && std::isnan(yd[i]))), "output " << i);
+        BOOST_TEST(am[i] == amd[i], "output " << i);
+      }
+    }
+  }
+}

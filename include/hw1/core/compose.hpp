@@ -186,8 +186,10 @@ class SeqLayer<In, B, std::tuple<Ls...>>
     forward_from<0>(c, x, fusable<B>(c));
     return x;
   }
-  tensor backward(context& c, tensor dy) {
-    backward_each(c, dy, std::make_index_sequence<size>{});
+  // want_dx false: the first layer, where it can (a convolution), computes only its parameters' gradients and
+  // the result is an empty tensor.
+  tensor backward(context& c, tensor dy, bool want_dx = true) {
+    backward_each(c, dy, want_dx, std::make_index_sequence<size>{});
     return dy;
   }
   template <std::size_t I>
@@ -238,8 +240,16 @@ class SeqLayer<In, B, std::tuple<Ls...>>
     (std::get<I>(layers_).visit(ps, prefix + std::to_string(I) + "."), ...);
   }
   template <std::size_t... I>
-  void backward_each(context& c, tensor& dy, std::index_sequence<I...>) {
-    ((dy = std::get<size - 1 - I>(layers_).backward(c, std::move(dy))), ...);
+  void backward_each(context& c, tensor& dy, bool want_dx, std::index_sequence<I...>) {
+    ((dy = backward_of<size - 1 - I>(c, std::move(dy), want_dx)), ...);
+  }
+  template <std::size_t I>
+  tensor backward_of(context& c, tensor dy, bool want_dx) {
+    auto& l = std::get<I>(layers_);
+    if constexpr (I == 0 && requires { l.backward(c, std::move(dy), want_dx); })
+      return l.backward(c, std::move(dy), want_dx);
+    else
+      return l.backward(c, std::move(dy));
   }
   std::tuple<Ls...> layers_;
 };

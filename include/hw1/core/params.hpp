@@ -162,6 +162,7 @@ struct Context {
   bool training = false;     // batch norm uses batch statistics and updates running ones; dropout is active
   bool record = true;        // layers keep what backward needs
   bool dropout_off = false;  // treat every dropout probability as 0 (deterministic training-mode runs)
+  bool input_grad = true;    // backward computes d loss / d input (false: the first layer skips it)
   std::uint64_t seed = 0;    // dropout masks: derived from (seed, step, call index)
   std::uint64_t step = 0;
   std::uint64_t calls = 0;   // reset by the model at the start of each forward

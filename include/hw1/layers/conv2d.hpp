@@ -67,9 +67,13 @@ class Conv2dLayer : public LayerBase<In, Out, B> {
   // The input the last recording forward kept for backward (empty after backward, or when nothing recorded).
   const tensor& recorded_input() const { return x_; }
 
-  tensor backward(context& c, tensor dy) {
-    tensor dx = B::empty({std::size_t(s_.n), std::size_t(in_), std::size_t(s_.h), std::size_t(s_.w)});
-    B::conv2d_backward(s_, x_.data(), c.w(w_), dy.data(), dx.data(), c.g(w_), Bias ? c.g(b_) : nullptr);
+  // With want_dx false only the parameter gradients are computed, and dx is an empty tensor (a network's first
+  // layer when the input's gradient is not wanted: Context::input_grad).
+  tensor backward(context& c, tensor dy, bool want_dx = true) {
+    tensor dx = want_dx ? B::empty({std::size_t(s_.n), std::size_t(in_), std::size_t(s_.h), std::size_t(s_.w)})
+                        : tensor();
+    B::conv2d_backward(s_, x_.data(), c.w(w_), dy.data(), want_dx ? dx.data() : nullptr, c.g(w_),
+                       Bias ? c.g(b_) : nullptr);
     x_ = tensor();
     return dx;
   }

@@ -87,7 +87,7 @@ class FCN32s : public Model<FCN32s<NumClasses, B>, B> {
     tensor d = score_fr.backward(c, upscore.backward(c, std::move(dup)));
     d = fc7.backward(c, relu7.backward(c, drop7.backward(c, std::move(d))));
     d = fc6.backward(c, relu6.backward(c, drop6.backward(c, std::move(d))));
-    return features.backward(c, std::move(d));
+    return features.backward(c, std::move(d), c.input_grad);
   }
 
   typename VGG16Features::template bind<3, B> features;

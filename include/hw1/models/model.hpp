@@ -52,6 +52,10 @@ class Model {
   void set_record(bool on) { ctx_.record = on; }
   // Treat every dropout probability as 0 (deterministic training-mode runs, parity tests).
   void set_dropout_off(bool on) { ctx_.dropout_off = on; }
+  // Compute (true, the default) or skip (false) d loss / d input in backward, which then returns a
+  // default-constructed (dimensionless) tensor. Training never reads it, and the first convolution's input
+  // gradient is a full-resolution pass of its own (PyTorch skips it too unless the input requires grad).
+  void set_input_grad(bool on) { ctx_.input_grad = on; }
   void set_seed(std::uint64_t seed) { ctx_.seed = seed; }
   void set_step(std::uint64_t step) { ctx_.step = step; }
 

@@ -58,7 +58,7 @@ struct ResNet101Trunk {
     dy = layer4.backward(c, std::move(dy));
     if (dc3) B::add_forward(dy.size(), dy.data(), dc3->data(), dy.data());
     dy = layer1.backward(c, layer2.backward(c, layer3.backward(c, std::move(dy))));
-    return conv1.backward(c, bn1.backward(c, relu.backward(c, maxpool.backward(c, std::move(dy)))));
+    return conv1.backward(c, bn1.backward(c, relu.backward(c, maxpool.backward(c, std::move(dy)))), c.input_grad);
   }
 };
 

@@ -7,7 +7,12 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "hw1/core/error.hpp"
 
@@ -67,6 +72,38 @@ template <class T>
 inline T max_or_nan(T m, T v) {
   return (v > m || v != v) ? v : m;
 }
+
+#if defined(__AVX512F__)
+// window_max for output columns [j0, j0 + n) (n <= 16) of one output row at once, float, column stride 1 or 2,
+// their windows' columns all inside the image: the same comparisons in the same order per lane, so the same
+// values and argmax.
+inline void window_max16(const float* xp, int w, int r0, int r1, int c0, int kw, int sw, int n, float* y,
+                         std::int64_t* at) {
+  const __mmask16 lanes = __mmask16((1u << n) - 1);
+  const __m512i step = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(sw));
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  // Lane l reads column c0 + sw * l + q: for stride 2 two loads of 16, masked to stop at the last lane's column,
+  // and their even values.
+  const __mmask16 lo = sw == 1 ? lanes : __mmask16((1u << std::min(16, 2 * n - 1)) - 1),
+                  hi = __mmask16((1u << std::max(0, 2 * n - 17)) - 1);
+  __m512 best = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512i where = _mm512_add_epi32(_mm512_set1_epi32(r0 * w + c0), step);
+  for (int r = r0; r < r1; ++r)
+    for (int q = 0; q < kw; ++q) {
+      const float* p = xp + std::ptrdiff_t(r) * w + c0 + q;
+      const __m512 v = sw == 1 ? _mm512_maskz_loadu_ps(lanes, p)
+                               : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, p), even,
+                                                        _mm512_maskz_loadu_ps(hi, p + 16));
+      const __mmask16 gt = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+      best = _mm512_mask_mov_ps(best, gt, v);
+      where = _mm512_mask_mov_epi32(where, gt, _mm512_add_epi32(_mm512_set1_epi32(r * w + c0 + q), step));
+    }
+  _mm512_mask_storeu_ps(y, lanes, best);
+  _mm512_mask_storeu_epi64(at, __mmask8(lanes), _mm512_cvtepi32_epi64(_mm512_castsi512_si256(where)));
+  _mm512_mask_storeu_epi64(at + 8, __mmask8(lanes >> 8), _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(where, 1)));
+}
+#endif
 }  // namespace detail
 
 // argmax (flat index within the plane, as PyTorch's) may be nullptr when no backward follows.
@@ -112,7 +149,18 @@ void maxpool2d_forward(const Pool2dShape& s, const T* x, T* y, std::int64_t* arg
           yr[j] = m;
         }
       } else {
-        for (int j = jlo; j < jhi; ++j) edge(j);
+        int j = jlo;
+#if defined(__AVX512F__)
+        // Training (argmax), float, column stride 1 or 2: 16 windows at a time; planes whose flat indices fit in
+        // 32 bits.
+        if constexpr (std::is_same_v<T, float>) {
+          if (ar && (s.stride_w == 1 || s.stride_w == 2) && in_plane < (std::ptrdiff_t(1) << 31))
+            for (; j < jhi; j += 16)
+              detail::window_max16(xp, s.w, r0, r1, j * s.stride_w - s.pad_w, s.kw, s.stride_w,
+                                   std::min(16, jhi - j), yr + j, ar + j);
+        }
+#endif
+        for (; j < jhi; ++j) edge(j);
       }
       for (int j = jhi; j < ow; ++j) edge(j);
     }
