@@ -361,3 +361,38 @@ BOOST_AUTO_TEST_CASE(dead_taps_are_trimmed) {
   BOOST_TEST(!d::trim(Conv2dShape{1, 3, 8, 8, 2, 3, 3, 1, 1, 1, 1}, t));          // every tap live
   BOOST_TEST(!d::trim(Conv2dShape{1, 3, 64, 64, 2, 3, 3, 1, 1, 36, 36, 36, 36}, t));  // ASPP: live at some rows
 }
+
+// 3x3 convolutions of 2x2 planes (padding 1) take one GEMM over whole images in float (conv3x3_dense_2x2), with
+// batch norm's scale and shift, the bias, a residual and ReLU in its epilogue: checked against the definition for
+// output channel counts that leave part of the last 8-channel panel empty, and at 1, 2 and 3 threads.
+BOOST_AUTO_TEST_CASE(float_3x3_on_2x2_planes_with_epilogue) {
+  const int keep = omp_get_max_threads();
+  for (const Conv2dShape& s : {Conv2dShape{1, 3, 2, 2, 7, 3, 3, 1, 1, 1, 1}, Conv2dShape{5, 40, 2, 2, 33, 3, 3, 1, 1, 1, 1},
+                               Conv2dShape{64, 256, 2, 2, 24, 3, 3, 1, 1, 1, 1}}) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const Problem p(s, 91);
+      const auto scale = hw1::test::random_vector(std::size_t(s.cout), 92, 0.5, 2.0);
+      const auto shift = hw1::test::random_vector(std::size_t(s.cout), 93);
+      const auto res = hw1::test::random_vector(p.ysize(), 94);
+      auto want = reference(s, p.x, p.w, p.b.data());
+      const std::size_t plane = 4;
+      bool clipped = false;
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        const std::size_t o = i / plane % std::size_t(s.cout);
+        want[i] = std::max(0.0, want[i] * scale[o] + shift[o] + double(float(res[i])));
+        clipped |= want[i] == 0.0;
+      }
+      BOOST_TEST(clipped);
+      const auto f = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+      const auto xf = f(p.x), wf = f(p.w), bf = f(p.b), sc = f(scale), sh = f(shift), rf = f(res);
+      for (int t : {1, 2, 3}) {
+        omp_set_num_threads(t);
+        std::vector<float> y(p.ysize(), std::nanf(""));
+        hw1::cpu::conv2d_forward_fused<float>(s, xf.data(), wf.data(), bf.data(), sc.data(), sh.data(), true, y.data(),
+                                              rf.data());
+        BOOST_TEST(max_rel_diff(std::vector<double>(y.begin(), y.end()), want) < 1e-5, "threads " << t);
+      }
+    }
+  }
+  omp_set_num_threads(keep);
+}

@@ -297,6 +297,60 @@ inline void pack_pointwise(const float* x, Index plane, Index k, Index m, const 
 }
 #endif
 
+#if defined(__AVX512F__)
+// A 3x3, stride-1, padding-1 convolution of 2x2 planes (ResNet's layer3 at 32x32 input) reads every input pixel
+// q at every output position p, through tap (qy - py + 1, qx - px + 1): 16 multiply-adds per channel pair and
+// image, none of them wasted on padding. So one GEMM does it with no column matrix: with each image's input a row
+// of C * 4 values and its output a row of O * 4, Y[n, (o, p)] = X[n, (c, q)] * Wd[(c, q), (o, p)], Wd holding
+// scale[o] * w[o][c][tap(p, q)]. X is read in place, Y written in place (shift, residual and ReLU in the GEMM's
+// epilogue); Wd, 16 * C * O values like Winograd's transformed weights, is packed per call, each thread its own
+// columns. Winograd computes the same 16 products per tile but also transforms inputs and outputs: ResNet's
+// 256-channel layer ran in 0.94 against 2.55 ms at batch 64 (Winograd) and 0.21 against 0.31 ms at batch 8 (the
+// batched direct path), medians of 40 calls alternated in one process.
+inline bool dense_2x2(const Conv2dShape& s) {
+  return s.kh == 3 && s.kw == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1 &&
+         s.dil_h == 1 && s.dil_w == 1 && s.h == 2 && s.w == 2 && pgemm::enabled();
+}
+inline void conv3x3_dense_2x2(const Conv2dShape& s, const float* x, const float* w, const float* scale,
+                              const float* shift, bool relu, float* y, const float* res) {
+  const Index C = s.cin, O = s.cout, K = 4 * C, N = 4 * O, np = pgemm::panel_count(N);
+  // tap[q * 4 + p]: the tap through which output p reads input q (positions row-major in the 2x2 plane).
+  const __m512i tap = _mm512_setr_epi32(4, 3, 1, 0, 5, 4, 2, 1, 7, 6, 4, 3, 8, 7, 5, 4);
+  std::vector<float> col_shift(shift ? std::size_t(N) : 0);
+  for (Index j = 0; shift && j < N; ++j) col_shift[std::size_t(j)] = shift[j / 4];
+#pragma omp parallel
+  {
+    const Index t = thread_id(), nt = team_size(), j0 = np * t / nt, j1 = np * (t + 1) / nt;
+    if (j0 < j1) {
+      float* bp = scratch<float, 9>(std::size_t(pgemm::packed_size(K, (j1 - j0) * pgemm::kNR)));
+      // Panel j (8 output channels x 4 positions), row (c, q): the 4 positions' taps of w[o][c] for each o.
+      for (Index j = j0; j < j1; ++j)
+        for (Index ol = 0; ol < 8; ++ol) {
+          const Index o = j * 8 + ol;
+          float* panel = bp + (j - j0) * K * pgemm::kNR + ol * 4;
+          if (o >= O) {
+            for (Index k = 0; k < K; ++k) _mm_storeu_ps(panel + k * pgemm::kNR, _mm_setzero_ps());
+            continue;
+          }
+          const __m512 a = _mm512_set1_ps(scale ? scale[o] : 1.f);
+          for (Index c = 0; c < C; ++c) {
+            const __m512 v = _mm512_mul_ps(a, _mm512_permutexvar_ps(tap, _mm512_maskz_loadu_ps(0x1FF, w + (o * C + c) * 9)));
+            float* row = panel + c * 4 * pgemm::kNR;
+            _mm_storeu_ps(row, _mm512_castps512_ps128(v));
+            _mm_storeu_ps(row + pgemm::kNR, _mm512_extractf32x4_ps(v, 1));
+            _mm_storeu_ps(row + 2 * pgemm::kNR, _mm512_extractf32x4_ps(v, 2));
+            _mm_storeu_ps(row + 3 * pgemm::kNR, _mm512_extractf32x4_ps(v, 3));
+          }
+        }
+      const Index c0 = j0 * pgemm::kNR, cols = std::min(N, j1 * pgemm::kNR) - c0;
+      const pgemm::Epilogue ep{nullptr, nullptr, relu, res, y, shift ? col_shift.data() + c0 : nullptr};
+      const bool epilogue = relu || res || shift;
+      pgemm::gemm(s.n, cols, K, x, K, false, bp, y + c0, N, false, epilogue ? &ep : nullptr);
+    }
+  }
+}
+#endif
+
 // A stride-1 convolution whose output plane has the input's size (ResNet's 3x3, padding 1) reads, at kernel tap t,
 // the input pixel p + shift(t) for output pixel p, or padding. With a channel's planes of the group's images laid
 // side by side (cn), its column-matrix row for tap t is then cn shifted by shift(t), masked where the table says
@@ -587,6 +641,9 @@ void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T*
     shift = folded.data();
   }
   if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512F__)
+    if (detail::dense_2x2(s)) return detail::conv3x3_dense_2x2(s, x, w, scale, shift, relu, y, res);
+#endif
     if (winograd::worthwhile(s)) return winograd::forward(s, x, w, scale, shift, relu, y, res);
   }
   const detail::Groups gr = detail::image_groups(s.n, K, P, xs);

@@ -72,15 +72,17 @@ inline void pack_rows(const T* b, Index ldb, Index k, Index n, Index r0, Index r
   for (Index r = r0; r < r1; ++r) put_row_padded(bp, k, r, b + r * ldb, n);
 }
 
-// What happens to row i of C once its sum is complete: v -> v * scale[i] + shift[i], then + the matching entry of
-// a residual array laid out like C (a ResNet block's shortcut: C's entry at c_base + d reads residual[d]), then
-// max(v, 0) with relu. Null scale / shift / residual leave that step out.
+// What happens to row i of C once its sum is complete: v -> v * scale[i] + shift[i], + col_shift[j] in column j,
+// then + the matching entry of a residual array laid out like C (a ResNet block's shortcut: C's entry at
+// c_base + d reads residual[d]), then max(v, 0) with relu. Null scale / shift / col_shift / residual leave that
+// step out.
 struct Epilogue {
   const float* scale = nullptr;
   const float* shift = nullptr;
   bool relu = false;
   const float* residual = nullptr;
   const float* c_base = nullptr;
+  const float* col_shift = nullptr;
 };
 
 #if defined(__AVX512F__)
@@ -123,6 +125,10 @@ __attribute__((noinline)) void kernel(Index kc, const float* __restrict a, Index
         const __m512 hi = _mm512_set1_ps(ep->shift[row0 + i]);
         c0[i] = _mm512_add_ps(c0[i], hi);
         c1[i] = _mm512_add_ps(c1[i], hi);
+      }
+      if (ep->col_shift) {  // this panel's columns (gemm() moves the pointer along)
+        c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ep->col_shift));
+        c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ep->col_shift + 16));
       }
       if (ep->residual) {
         const float* ri = ep->residual + (ci - ep->c_base);
@@ -171,7 +177,8 @@ inline void gemm(Index M, Index N, Index K, const float* a, Index lda, bool a_tr
       for (Index j = 0; j < N; ++j) {
         float v = accumulate ? c[i * ldc + j] : 0.f;
         if (ep) {
-          v = v * (ep->scale ? ep->scale[i] : 1.f) + (ep->shift ? ep->shift[i] : 0.f);
+          v = v * (ep->scale ? ep->scale[i] : 1.f) + (ep->shift ? ep->shift[i] : 0.f) +
+              (ep->col_shift ? ep->col_shift[j] : 0.f);
           if (ep->residual) v += ep->residual[c + i * ldc + j - ep->c_base];
           if (ep->relu) v = std::max(v, 0.f);
         }
@@ -202,10 +209,16 @@ inline void gemm(Index M, Index N, Index K, const float* a, Index lda, bool a_tr
         const float* bj = bp + (j * K + pc) * kNR;
         float* cj = c + ic * ldc + j * kNR;
         const Index nc = std::min(kNR, N - j * kNR);
+        Epilogue panel_ep;  // with a column shift: the panel's part of it
+        if (e && e->col_shift) {
+          panel_ep = *e;
+          panel_ep.col_shift += j * kNR;
+        }
+        const Epilogue* ej = e && e->col_shift ? &panel_ep : e;
         if (a_trans)
-          detail::rows<true>(mc, kc, ab, ld, bj, cj, ldc, nc, add, e, ic);
+          detail::rows<true>(mc, kc, ab, ld, bj, cj, ldc, nc, add, ej, ic);
         else
-          detail::rows<false>(mc, kc, ab, ld, bj, cj, ldc, nc, add, e, ic);
+          detail::rows<false>(mc, kc, ab, ld, bj, cj, ldc, nc, add, ej, ic);
       }
     }
   }
