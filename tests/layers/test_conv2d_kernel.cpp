@@ -363,8 +363,8 @@ BOOST_AUTO_TEST_CASE(dead_taps_are_trimmed) {
 }
 
 // 3x3 convolutions of 2x2 planes (padding 1) take one GEMM over whole images in float (conv3x3_dense_2x2), with
-// batch norm's scale and shift, the bias, a residual and ReLU in its epilogue: checked against the definition for
-// output channel counts that leave part of the last 8-channel panel empty, and at 1, 2 and 3 threads.
+// batch norm's scale and shift, the bias, a residual and ReLU in its epilogue, and so do their gradients: checked
+// against the definition for channel counts that leave part of the last 8-channel panel empty, at 1-3 threads.
 BOOST_AUTO_TEST_CASE(float_3x3_on_2x2_planes_with_epilogue) {
   const int keep = omp_get_max_threads();
   for (const Conv2dShape& s : {Conv2dShape{1, 3, 2, 2, 7, 3, 3, 1, 1, 1, 1}, Conv2dShape{5, 40, 2, 2, 33, 3, 3, 1, 1, 1, 1},
@@ -391,6 +391,16 @@ BOOST_AUTO_TEST_CASE(float_3x3_on_2x2_planes_with_epilogue) {
         hw1::cpu::conv2d_forward_fused<float>(s, xf.data(), wf.data(), bf.data(), sc.data(), sh.data(), true, y.data(),
                                               rf.data());
         BOOST_TEST(max_rel_diff(std::vector<double>(y.begin(), y.end()), want) < 1e-5, "threads " << t);
+        // The gradients (dX through the flipped kernel, dW folded from the transposed GEMM), dw accumulated.
+        const auto ref = p.backward();
+        const auto gf = f(p.g);
+        std::vector<float> dx(p.x.size(), std::nanf("")), dw(p.w.size(), 1.f), db(p.b.size(), 0.f);
+        hw1::cpu::conv2d_backward<float>(s, xf.data(), wf.data(), gf.data(), dx.data(), dw.data(), db.data());
+        std::vector<double> dw_want = ref.dw;
+        for (auto& v : dw_want) v += 1.0;
+        BOOST_TEST(max_rel_diff(std::vector<double>(dx.begin(), dx.end()), ref.dx) < 1e-5, "threads " << t);
+        BOOST_TEST(max_rel_diff(std::vector<double>(dw.begin(), dw.end()), dw_want) < 1e-5, "threads " << t);
+        BOOST_TEST(max_rel_diff(std::vector<double>(db.begin(), db.end()), ref.db) < 1e-5, "threads " << t);
       }
     }
   }
