@@ -138,11 +138,6 @@ inline void transform_weights(const float* w, Index O, Index C, float* U) {
     }
 }
 
-// Where the 16 tiles of a group read and write: per tile lane, the offsets (from the group's first image, within
-// one channel's plane plus whole images) of the 16 patch entries and of the 4 outputs, -1 where they fall outside.
-// When the 16 tiles lie in one tile row of one image (row), lane l's patch sits rel[l] columns (< 32) right of
-// lane 0's, so that a patch entry inside the image at every lane comes from two loads and a permute instead of a
-// 16-lane gather.
 // Output runs (dilation 1): the group's lanes in at most kMaxRuns stretches of consecutive tiles in one tile row
 // of one image. Output row a (0, 1) of a run's tiles is then one stretch of y: with the (b = 0, b = 1) outputs of
 // the 16 lanes interleaved into 32 values (lane l's at 2l + b), value i of the run lands at y + off + a * ow + i,
@@ -153,6 +148,11 @@ struct OutRun {
   std::int32_t off;
   __mmask16 mask[2][2];  // [a][half]
 };
+// Where the 16 tiles of a group read and write: per tile lane, the offsets (from the group's first image, within
+// one channel's plane plus whole images) of the 16 patch entries and of the 4 outputs, -1 where they fall outside.
+// When the 16 tiles lie in one tile row of one image (row), lane l's patch sits rel[l] columns (< 32) right of
+// lane 0's, so that a patch entry inside the image at every lane comes from two loads and a permute instead of a
+// 16-lane gather.
 struct Group {
   Index image;  // the first tile's image
   bool row;
