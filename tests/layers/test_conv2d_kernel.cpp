@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/gradcheck.hpp"
+#include "common/precondition.hpp"
 #include "hw1/backend/cpu/conv2d.hpp"
 
 using hw1::cpu::Conv2dShape;
@@ -406,3 +407,83 @@ BOOST_AUTO_TEST_CASE(float_3x3_on_2x2_planes_with_epilogue) {
   }
   omp_set_num_threads(keep);
 }
+
+// 1x1, stride-1 gradients at 100+ positions per image on AVX-512 builds: dX as the forward of W^T (transposed
+// once; cout = 512 pads its rows), dW from pgemm over 16 x 16 transposes of X (channel counts and positions that
+// are not multiples of 16 or 32, several 256-position blocks), dW accumulated; each thread count owns its share of
+// dW's columns.
+BOOST_AUTO_TEST_CASE(float_pointwise_gradients_at_network_widths) {
+  const int keep = omp_get_max_threads();
+  for (const Conv2dShape& s : {Conv2dShape{2, 37, 11, 13, 21, 1, 1}, Conv2dShape{1, 64, 20, 30, 512, 1, 1},
+                               Conv2dShape{3, 520, 10, 10, 48, 1, 1}, Conv2dShape{2, 512, 12, 12, 17, 1, 1}}) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const Problem p(s, 61);
+      const auto ref = p.backward();
+      const auto f = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+      const auto xf = f(p.x), wf = f(p.w), gf = f(p.g);
+      std::vector<double> dw_want = ref.dw;
+      for (auto& v : dw_want) v += 1.0;
+      for (int t : {1, 2, 3}) {
+        omp_set_num_threads(t);
+        std::vector<float> dx(p.x.size(), std::nanf("")), dw(p.w.size(), 1.f);
+        hw1::cpu::conv2d_backward<float>(s, xf.data(), wf.data(), gf.data(), dx.data(), dw.data(), nullptr);
+        BOOST_TEST(max_rel_diff(std::vector<double>(dx.begin(), dx.end()), ref.dx) < 1e-5, "threads " << t);
+        BOOST_TEST(max_rel_diff(std::vector<double>(dw.begin(), dw.end()), dw_want) < 1e-5, "threads " << t);
+      }
+    }
+  }
+  omp_set_num_threads(keep);
+}
+
+#if defined(__AVX512F__)
+namespace {
+bool pgemm_on() { return hw1::cpu::pgemm::enabled(); }
+const hw1::test::RunsWhen<&pgemm_on> PgemmOn{"the packed GEMM is not in this build (no AVX-512F) or is off (HW1_PGEMM=0)"};
+}  // namespace
+
+// Every row count from 1 to 40 (micro-kernel calls of 14 rows, then one of 4-14 or two of 7-9, or 1-3 alone), A
+// read in place and transposed, C overwritten and accumulated, against double sums; and the transposing packer
+// against the definition of the panel layout, zeros past n included.
+BOOST_AUTO_TEST_CASE(pgemm_every_row_count_and_transposed_packing, *boost::unit_test::precondition(PgemmOn)) {
+  namespace pg = hw1::cpu::pgemm;
+  using hw1::cpu::Index;
+  const Index N = 45, K = 70;
+  const auto a = hw1::test::random_vector(std::size_t(40 * K), 5), bm = hw1::test::random_vector(std::size_t(K * N), 6);
+  const std::vector<float> af(a.begin(), a.end()), bf(bm.begin(), bm.end());
+  std::vector<float> at(af.size());  // A^T, rows of 40
+  for (Index i = 0; i < 40; ++i)
+    for (Index k = 0; k < K; ++k) at[std::size_t(k * 40 + i)] = af[std::size_t(i * K + k)];
+  std::vector<float> bp(std::size_t(pg::packed_size(K, N)));
+  pg::pack_rows(bf.data(), N, K, N, 0, K, bp.data());
+  for (Index M = 1; M <= 40; ++M)
+    for (bool trans : {false, true})
+      for (bool acc : {false, true}) {
+        std::vector<float> c(std::size_t(M * N), 0.5f);
+        pg::gemm(M, N, K, trans ? at.data() : af.data(), trans ? 40 : K, trans, bp.data(), c.data(), N, acc);
+        double worst = 0;
+        for (Index i = 0; i < M; ++i)
+          for (Index j = 0; j < N; ++j) {
+            double want = acc ? 0.5 : 0.0;
+            for (Index k = 0; k < K; ++k) want += double(af[std::size_t(i * K + k)]) * bf[std::size_t(k * N + j)];
+            worst = std::max(worst, std::abs(c[std::size_t(i * N + j)] - want));
+          }
+        BOOST_TEST(worst < 1e-4, "M " << M << " trans " << trans << " accumulate " << acc);
+      }
+  for (auto [n, k] : {std::pair<Index, Index>{37, 23}, {32, 16}, {16, 1}, {50, 300}, {1, 17}}) {
+    const Index ld = k + 3;
+    const auto src = hw1::test::random_vector(std::size_t(n * ld), 7);
+    const std::vector<float> sf(src.begin(), src.end());
+    std::vector<float> got(std::size_t(pg::packed_size(k, n)), std::nanf(""));
+    pg::pack_transposed(sf.data(), ld, n, k, got.data());
+    bool same = true;
+    for (Index j = 0; j < pg::panel_count(n); ++j)
+      for (Index r = 0; r < k; ++r)
+        for (Index l = 0; l < pg::kNR; ++l) {
+          const Index col = j * pg::kNR + l;
+          const float want = col < n ? sf[std::size_t(col * ld + r)] : 0.f;
+          same &= got[std::size_t((j * k + r) * pg::kNR + l)] == want;
+        }
+    BOOST_TEST(same, "n " << n << " k " << k);
+  }
+}
+#endif

@@ -669,16 +669,24 @@ bool packed_forward() {
 // one pass over y.
 template <class T>
 void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T* bias, const T* scale,
-                          const T* shift, bool relu, T* y, const T* res = nullptr) {
+                          const T* shift, bool relu, T* y, const T* res = nullptr);
+
+namespace detail {
+// conv2d_forward_fused with W's rows ldw apart (0: the kernel's K = cin * kh * kw values, i.e. contiguous);
+// ldw > K only for 1x1, stride-1 convolutions on the packed path (conv2d_backward's dX through W^T).
+template <class T>
+void forward(const Conv2dShape& s, const T* x, const T* w, Index ldw, const T* bias, const T* scale,
+             const T* shift, bool relu, T* y, const T* res) {
   detail::check(s);
   if (detail::Trim t; detail::trim(s, t)) {
     T* w2 = scratch<T, 14>(std::size_t(s.cout) * s.cin * t.s.kh * t.s.kw);
     detail::for_trimmed(s, t, [&](Index full, Index part) { w2[part] = w[full]; });
-    return conv2d_forward_fused(t.s, x, static_cast<const T*>(w2), bias, scale, shift, relu, y, res);
+    return forward(t.s, x, static_cast<const T*>(w2), Index(0), bias, scale, shift, relu, y, res);
   }
   const detail::ColGeom g = detail::geom(s);
   const Index K = g.rows(), P = g.cols(), xs = Index(s.cin) * g.plane();
   const bool packed = detail::packed_forward<T>();
+  Index ld = ldw ? ldw : K;
   // The bias goes into the shift: act(scale * acc + (shift + scale * bias)).
   std::vector<T> folded;
   if (bias) {
@@ -693,6 +701,16 @@ void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T*
     if (winograd::worthwhile(s)) return winograd::forward(s, x, w, scale, shift, relu, y, res);
   }
   const detail::Groups gr = detail::image_groups(s.n, K, P, xs);
+  // Rows of W a multiple of 512 floats apart make pgemm copy W's blocks on every call (its aliasing note): with
+  // more than one call here, W is copied once instead, to rows 16 floats longer (ResNet's 1x1 convolutions of
+  // 512-2048 channels: 8 images at 14x14 copied the 1 MiB W per image).
+  if (packed && ld % 512 == 0 && (gr.count > 1 || P > detail::kPackedCols)) {
+    const Index ld2 = ld + 16;
+    T* w2 = scratch<T, 17>(std::size_t(s.cout * ld2));
+#pragma omp parallel for schedule(static)
+    for (Index o = 0; o < s.cout; ++o) std::copy_n(w + o * ld, K, w2 + o * ld2);
+    w = w2, ld = ld2;
+  }
   // On the batched path the GEMM writes a scratch matrix that is then copied into y: the residual, and so the
   // ReLU after it, wait for that copy.
   const bool late = res && gr.most > 1, gemm_relu = relu && !late;
@@ -724,10 +742,10 @@ void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T*
     if constexpr (std::is_same_v<T, float>) {
       if (packed) {
         const pgemm::Epilogue ep = epilogue_at(o0);
-        return pgemm::gemm(rows, m, K, w + o0 * K, K, false, col, c, ldc, false, epilogue ? &ep : nullptr);
+        return pgemm::gemm(rows, m, K, w + o0 * ld, ld, false, col, c, ldc, false, epilogue ? &ep : nullptr);
       }
     }
-    gemm(mat(c, rows, m, ldc), mat(w + o0 * K, rows, K), mat(col, K, m, ldb), false);
+    gemm(mat(c, rows, m, ldc), mat(w + o0 * ld, rows, K, ld), mat(col, K, m, ldb), false);
     finish_rows(o0, rows, m, c, ldc);
   };
 #if defined(__AVX512F__)
@@ -836,10 +854,17 @@ void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T*
           detail::im2col(g, xn, p0, p0 + m, r0, r0 + kb,
                          detail::PanelsOut<T>{col, kb, m, scratch<T, 6>(std::size_t(m)), r0});
         const bool last = r0 + kb >= K;
-        pgemm::gemm(o1 - o0, m, kb, w + o0 * K + r0, K, false, col, yp, P, r0 > 0, last && epilogue ? &ep : nullptr);
+        pgemm::gemm(o1 - o0, m, kb, w + o0 * ld + r0, ld, false, col, yp, P, r0 > 0, last && epilogue ? &ep : nullptr);
       }
     }
   });
+}
+}  // namespace detail
+
+template <class T>
+void conv2d_forward_fused(const Conv2dShape& s, const T* x, const T* w, const T* bias, const T* scale,
+                          const T* shift, bool relu, T* y, const T* res) {
+  detail::forward(s, x, w, Index(0), bias, scale, shift, relu, y, res);
 }
 
 // Conv2d: y = conv(x, w) + bias (bias may be null).
@@ -876,6 +901,40 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
       return;
     }
 #endif
+    // dX of a 1x1, stride-1 convolution is the forward of the 1x1 convolution from cout to cin channels with
+    // weights W^T: W transposed once (rows not a multiple of 512 floats apart, see pgemm.hpp), then the forward's
+    // packed GEMMs and image groups.
+    if (dx && g.pointwise() && P >= 100 && detail::packed_forward<T>()) {
+      const Index ld = s.cout % 512 ? s.cout : s.cout + 16;
+      T* wt = scratch<T, 18>(std::size_t(s.cin * ld));
+#pragma omp parallel for schedule(static)
+      for (Index c0 = 0; c0 < s.cin; c0 += 16)
+        for (Index o0 = 0; o0 < s.cout; o0 += 16)
+          for (Index c = c0; c < std::min<Index>(s.cin, c0 + 16); ++c)
+            for (Index o = o0; o < std::min<Index>(s.cout, o0 + 16); ++o) wt[c * ld + o] = w[o * s.cin + c];
+      const Conv2dShape t{s.n, s.cout, s.h, s.w, s.cin, 1, 1, 1, 1, 0, 0, 1, 1};
+      detail::forward<T>(t, dy, wt, ld, nullptr, nullptr, nullptr, false, dx, nullptr);
+      dx = nullptr;
+    }
+#if defined(__AVX512F__)
+    // dW of a 1x1, stride-1 convolution: dW += dY_n X_n^T per image on the packed GEMM, dY_n read in place as A
+    // and X_n^T packed by 16 x 16 transposes, pgemm::kKC positions at a time. Each thread owns its share of the
+    // input channels (columns of dW) over the whole batch: no partial sums to zero and add up.
+    if (dw && g.pointwise() && P >= 100 && detail::packed_forward<T>()) {
+#pragma omp parallel
+      {
+        const auto [c0, c1] = detail::my_share(s.cin);
+        T* col = scratch<T, 0>(std::size_t(pgemm::packed_size(std::min(P, pgemm::kKC), c1 - c0)));
+        for (Index n = 0; n < s.n && c0 < c1; ++n)
+          for (Index p0 = 0; p0 < P; p0 += pgemm::kKC) {
+            const Index kb = std::min(pgemm::kKC, P - p0);
+            pgemm::pack_transposed(x + n * xs + c0 * P + p0, P, c1 - c0, kb, col);
+            pgemm::gemm(s.cout, c1 - c0, kb, dy + n * ys + p0, P, false, col, dw + c0, K, true);
+          }
+      }
+      dw = nullptr;
+    }
+#endif
     if (dw && winograd::worthwhile_weight_grad(s)) {
       winograd::weight_grad(s, x, dy, dw);
       dw = nullptr;
@@ -888,12 +947,7 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
                   s.dil_h, s.dil_w};
     if (dx && Index(s.h) * s.w >= 100 && t.pad_h >= 0 && t.pad_w >= 0 && winograd::worthwhile(t) &&
         t.out_h() == s.h && t.out_w() == s.w) {
-      T* wt = scratch<T, 13>(std::size_t(s.cin) * s.cout * 9);
-#pragma omp parallel for schedule(static)
-      for (Index c = 0; c < s.cin; ++c)
-        for (Index o = 0; o < s.cout; ++o)
-          for (Index k = 0; k < 9; ++k) wt[(c * s.cout + o) * 9 + 8 - k] = w[(o * s.cin + c) * 9 + k];
-      winograd::forward(t, dy, wt, nullptr, nullptr, false, dx);
+      winograd::forward(t, dy, w, nullptr, nullptr, false, dx, nullptr, true);  // W' read in place
       dx = nullptr;
     }
   }

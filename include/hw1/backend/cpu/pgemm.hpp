@@ -72,6 +72,55 @@ inline void pack_rows(const T* b, Index ldb, Index k, Index n, Index r0, Index r
   for (Index r = r0; r < r1; ++r) put_row_padded(bp, k, r, b + r * ldb, n);
 }
 
+#if defined(__AVX512F__)
+namespace detail {
+// r[i] = row i of a 16 x 16 block, transposed in place (r[i] becomes column i).
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {  // per 128-bit lane: a0 b0 a1 b1 / a2 b2 a3 b3 of rows 2i, 2i + 1
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // r[4i + q], lane L: rows 4i..4i+3 of column 4L + q
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {  // column 4L + q gathers lane L of r[q], r[4 + q], r[8 + q], r[12 + q]
+    const __m512 s0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88), s1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xDD);
+    const __m512 s2 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+    const __m512 s3 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xDD);
+    t[q] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+    t[8 + q] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
+    t[4 + q] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+    t[12 + q] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+}  // namespace detail
+
+// Packs the transpose of the row-major n x k matrix b (rows ldb apart): the k x n matrix whose row r holds column
+// r of b (a 1x1 convolution's X^T, for its weight gradient), in panels, 16 x 16 blocks at a time.
+inline void pack_transposed(const float* b, Index ldb, Index n, Index k, float* bp) {
+  for (Index c0 = 0; c0 < n; c0 += 16) {
+    const Index nc = std::min<Index>(16, n - c0);
+    float* d = bp + (c0 / kNR * k) * kNR + c0 % kNR;
+    for (Index r0 = 0; r0 < k; r0 += 16) {
+      const Index nr = std::min<Index>(16, k - r0);
+      const __mmask16 m = lane_mask(nr);
+      __m512 v[16];
+      for (Index i = 0; i < 16; ++i)
+        v[i] = i < nc ? _mm512_maskz_loadu_ps(m, b + (c0 + i) * ldb + r0) : _mm512_setzero_ps();
+      detail::transpose16(v);
+      for (Index i = 0; i < nr; ++i) _mm512_storeu_ps(d + (r0 + i) * kNR, v[i]);
+    }
+  }
+  if (const Index half = (n + 15) / 16; half % 2)  // the last panel's second half, past n: zeros
+    for (Index r = 0; r < k; ++r) _mm512_storeu_ps(bp + ((half / 2) * k + r) * kNR + 16, _mm512_setzero_ps());
+}
+#endif
+
 // What happens to row i of C once its sum is complete: v -> v * scale[i] + shift[i], + col_shift[j] in column j,
 // then + the matching entry of a residual array laid out like C (a ResNet block's shortcut: C's entry at
 // c_base + d reads residual[d]), then max(v, 0) with relu. Null scale / shift / col_shift / residual leave that
@@ -145,21 +194,29 @@ __attribute__((noinline)) void kernel(Index kc, const float* __restrict a, Index
   }
 }
 
-// Rows [i, i + mr) of one (M block, panel, K block) tile in micro-kernel calls of 14, 8, 4, 2 and 1 rows; row 0
-// of the tile is row row0 of C (the epilogue's index).
+// Rows [i, i + mr) of one (M block, panel, K block) tile in micro-kernel calls; row 0 of the tile is row row0 of
+// C (the epilogue's index). Calls of 14 rows, then the rest in one call of 4-14 rows, or two of 7-9: never one of
+// 1-3 rows where there are more (those keep only 2-6 accumulators, too few to cover the FMA latency, and ran at
+// about a quarter of the rate: a 128-row M block as 14 x 9 + 2 spent 3% of its time on the last 2 rows).
 template <bool ATrans>
 void rows(Index mr, Index kc, const float* a, Index lda, const float* b, float* c, Index ldc, Index nc, bool add,
           const Epilogue* ep, Index row0) {
   Index i = 0;
-  auto run = [&]<int R>(std::integral_constant<int, R>) {
-    for (; i + R <= mr; i += R)
-      kernel<R, ATrans>(kc, ATrans ? a + i : a + i * lda, lda, b, c + i * ldc, ldc, nc, add, ep, row0 + i);
+  auto call = [&]<int R>(std::integral_constant<int, R>) {
+    kernel<R, ATrans>(kc, ATrans ? a + i : a + i * lda, lda, b, c + i * ldc, ldc, nc, add, ep, row0 + i);
+    i += R;
   };
-  run(std::integral_constant<int, int(kMR)>{});
-  run(std::integral_constant<int, 8>{});
-  run(std::integral_constant<int, 4>{});
-  run(std::integral_constant<int, 2>{});
-  run(std::integral_constant<int, 1>{});
+  auto tail = [&]<int... R>(Index r, std::integer_sequence<int, R...>) {  // one call of r = 1..14 rows
+    ((r == R + 1 ? call(std::integral_constant<int, R + 1>{}) : void()), ...);
+  };
+  while (mr - i >= kMR && (mr - i == kMR || mr - i - kMR >= 4)) call(std::integral_constant<int, int(kMR)>{});
+  const Index r = mr - i;  // 0, 1-3 (mr itself), 4-13, or 15-17
+  if (r > kMR) {
+    tail(r - 8, std::make_integer_sequence<int, int(kMR)>{});
+    call(std::integral_constant<int, 8>{});
+  } else if (r > 0) {
+    tail(r, std::make_integer_sequence<int, int(kMR)>{});
+  }
 }
 
 }  // namespace detail

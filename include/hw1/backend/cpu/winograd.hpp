@@ -108,18 +108,21 @@ inline Index u_offset(Index O, Index C, Index xi, Index c0) {  // of the block o
 }
 inline Index u_size(Index O, Index C) { return 16 * channel_blocks(C) * O * kULd; }
 
-// Fills U (above) from w [O][C][3][3], 16 input channels per step.
-inline void transform_weights(const float* w, Index O, Index C, float* U) {
+// Fills U (above) from w [O][C][3][3], 16 input channels per step. flipped: w is [C][O][3][3] instead, and
+// kernel (o, c) is w[c][o] rotated by 180 degrees (the convolution that gives w's input gradient), read in place
+// rather than transposed into a copy first.
+inline void transform_weights(const float* w, Index O, Index C, float* U, bool flipped = false) {
   const __m512i taps = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32(9));
+                                          _mm512_set1_epi32(int(flipped ? O * 9 : 9)));
   const __m512 half = _mm512_set1_ps(0.5f);
 #pragma omp parallel for schedule(static)
   for (Index o = 0; o < O; ++o)
     for (Index c = 0; c < C; c += 16) {
       const __mmask16 m = lane_mask(C - c);
-      const float* src = w + (o * C + c) * 9;
+      const float* src = flipped ? w + (c * O + o) * 9 : w + (o * C + c) * 9;
       __m512 g[9];
-      for (int k = 0; k < 9; ++k) g[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, taps, src + k, 4);
+      for (int k = 0; k < 9; ++k)
+        g[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, taps, src + (flipped ? 8 - k : k), 4);
       __m512 t[12];  // G g: 4 rows of 3
       for (int j = 0; j < 3; ++j) {
         const __m512 g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
@@ -438,16 +441,17 @@ inline void inverse_weight_grad(const std::vector<float*>& partial, Index C, Ind
 
 // y [n, cout, out_h, out_w] = act(scale[o] * conv(x, w)[o] + shift[o] + res) for a 3x3 stride-1 convolution
 // (supports(s)), x [n, cin, h, w], w [cout, cin, 3, 3]; scale, shift and res (shaped like y) may be null (1, 0,
-// 0), act = ReLU when relu. Uses all OpenMP threads (call it outside a parallel region). Call only where
-// enabled().
+// 0), act = ReLU when relu. flipped_w: w is [cin][cout][3][3] and the kernel from input channel c to output o is
+// w[c][o] rotated by 180 degrees (conv2d_backward's dX: dY through the flipped, transposed kernel). Uses all
+// OpenMP threads (call it outside a parallel region). Call only where enabled().
 inline void forward(const Conv2dShape& s, const float* x, const float* w, const float* scale, const float* shift,
-                    bool relu, float* y, const float* res = nullptr) {
+                    bool relu, float* y, const float* res = nullptr, bool flipped_w = false) {
 #if defined(__AVX512F__)
   using namespace detail;
   const Index C = s.cin, O = s.cout;
   const Index plane = Index(s.h) * s.w, xs = C * plane, oplane = Index(s.out_h()) * s.out_w(), ys = O * oplane;
   float* U = scratch<float, 9>(std::size_t(u_size(O, C)));
-  transform_weights(w, O, C, U);
+  transform_weights(w, O, C, U, flipped_w);
   const Blocks blocks(s, max_threads());
   const pgemm::Epilogue ep{scale, shift, relu};
 #pragma omp parallel for schedule(static)
@@ -467,7 +471,7 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
       transform_output(M, lanes, msz, gs[k], 16 * k, O, oplane, s.out_w(), ys, ep, res, y);
   }
 #else
-  (void)s, (void)x, (void)w, (void)scale, (void)shift, (void)relu, (void)y, (void)res;
+  (void)s, (void)x, (void)w, (void)scale, (void)shift, (void)relu, (void)y, (void)res, (void)flipped_w;
 #endif
 }
 
