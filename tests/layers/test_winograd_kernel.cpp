@@ -46,6 +46,10 @@ std::vector<Conv2dShape> shapes() {
       conv3x3(1, 16, 9, 20, 16, 0, 4, 1, 4),   conv3x3(1, 16, 40, 37, 17, 12, 12, 12, 12),
       conv3x3(1, 300, 10, 10, 30, 1, 1, 1, 1), conv3x3(5, 32, 16, 16, 40, 1, 1, 1, 1),
       conv3x3(64, 32, 2, 2, 16, 1, 1, 1, 1),   conv3x3(3, 16, 1, 1, 16, 1, 1, 1, 1),
+      // One block per thread would leave whole panels between the threads (13 panels; 5 with two K blocks): the
+      // team shares one block, each thread its input groups and output channels (100 channels: at 3 threads too).
+      conv3x3(8, 16, 14, 14, 64, 1, 1, 1, 1),  conv3x3(8, 16, 14, 14, 100, 1, 1, 1, 1),
+      conv3x3(3, 300, 14, 14, 64, 1, 1, 1, 1),
   };
 }
 
@@ -158,7 +162,8 @@ BOOST_AUTO_TEST_CASE(forward_matches_double_reference, *boost::unit_test::precon
 // and dilation 2 scatter instead.
 BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::precondition(Available)) {
   for (const auto& s : {conv3x3(2, 17, 7, 9, 13, 1, 1, 1, 1), conv3x3(1, 24, 12, 11, 20, 2, 2, 2, 2),
-                        conv3x3(3, 16, 15, 40, 17, 1, 1, 1, 1), conv3x3(40, 16, 2, 2, 16, 1, 1, 1, 1)}) {
+                        conv3x3(3, 16, 15, 40, 17, 1, 1, 1, 1), conv3x3(40, 16, 2, 2, 16, 1, 1, 1, 1),
+                        conv3x3(8, 16, 14, 14, 70, 1, 1, 1, 1)}) {
     BOOST_TEST_CONTEXT(describe(s)) {
       const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, 5);
       const auto w = hw1::test::random_vector(std::size_t(s.cout) * s.cin * 9, 6);
