@@ -487,3 +487,25 @@ BOOST_AUTO_TEST_CASE(pgemm_every_row_count_and_transposed_packing, *boost::unit_
   }
 }
 #endif
+
+// Stride 2 with output rows of 16 and more: im2col's rows through two loads and a permute per 16 values, and
+// col2im's adds through 8 values spread over 16 lanes (their partial last steps too), against double.
+BOOST_AUTO_TEST_CASE(float_stride2_rows_of_16_and_more) {
+  for (const Conv2dShape& s : {Conv2dShape{2, 5, 70, 66, 6, 3, 3, 2, 2, 1, 1}, Conv2dShape{1, 3, 81, 80, 4, 7, 7, 2, 2, 3, 3},
+                               Conv2dShape{2, 8, 64, 60, 5, 1, 1, 2, 2}}) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      BOOST_TEST(s.out_w() >= 30);
+      const Problem p(s, 41);
+      const auto ref = p.backward();
+      const auto f = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+      const auto d = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+      const auto xf = f(p.x), wf = f(p.w), bf = f(p.b), gf = f(p.g);
+      std::vector<float> y(p.ysize(), std::nanf("")), dx(p.x.size(), std::nanf("")), dw(p.w.size(), 0.f);
+      hw1::cpu::conv2d_forward(s, xf.data(), wf.data(), bf.data(), y.data());
+      hw1::cpu::conv2d_backward<float>(s, xf.data(), wf.data(), gf.data(), dx.data(), dw.data(), nullptr);
+      BOOST_TEST(max_rel_diff(d(y), p.forward()) < 1e-5);
+      BOOST_TEST(max_rel_diff(d(dx), ref.dx) < 1e-5);
+      BOOST_TEST(max_rel_diff(d(dw), ref.dw) < 1e-5);
+    }
+  }
+}

@@ -129,8 +129,8 @@ void im2col(const ColGeom& g, const T* img, Index p0, Index p1, Index r0, Index 
         std::fill(d, d + (lo - a), T(0));
         if (g.sw == 1)
           copy_short(row + lo + s.off, hi - lo, d + (lo - a));
-        else
-          for (int ox = lo; ox < hi; ++ox) d[ox - a] = row[ox * g.sw + s.off];
+        else if (hi > lo)
+          copy_strided(row + Index(lo) * g.sw + s.off, g.sw, hi - lo, d + (lo - a));
         std::fill(d + (hi - a), d + n, T(0));
       });
     });
@@ -163,8 +163,8 @@ void col2im(const ColGeom& g, const T* col, Index p0, Index p1, Index c0, Index 
         T* __restrict d = row + s.off;
         const T* __restrict src = c - ox0;
         for (int ox = lo; ox < hi; ++ox) d[ox] += src[ox];
-      } else {
-        for (int ox = lo; ox < hi; ++ox) row[ox * g.sw + s.off] += c[ox - ox0];
+      } else if (hi > lo) {
+        add_strided(c + (lo - ox0), g.sw, hi - lo, row + Index(lo) * g.sw + s.off);
       }
     });
   }

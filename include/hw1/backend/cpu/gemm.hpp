@@ -150,6 +150,52 @@ inline void copy_short(const T* src, Index n, T* dst) {
   std::copy_n(src, n, dst);
 }
 
+// dst[i] = src[stride * i] for i in [0, n): a strided convolution's im2col rows. AVX-512 float at stride 2 merges
+// the even lanes of two loads with one permute per 16 values (the scalar loop cost a stride-2 layer's forward
+// about a third of its time).
+template <class T>
+inline void copy_strided(const T* src, int stride, Index n, T* dst) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (stride == 2) {
+      const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+      for (; n >= 16; n -= 16, src += 32, dst += 16)
+        _mm512_storeu_ps(dst, _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16)));
+      if (n > 0) {  // the last n values read src[0, 2n - 1)
+        const __m512 lo = _mm512_maskz_loadu_ps(lane_mask(2 * n - 1), src),
+                     hi = _mm512_maskz_loadu_ps(lane_mask(2 * n - 1 - 16), src + 16);
+        _mm512_mask_storeu_ps(dst, lane_mask(n), _mm512_permutex2var_ps(lo, even, hi));
+      }
+      return;
+    }
+  }
+#endif
+  for (Index i = 0; i < n; ++i) dst[i] = src[Index(stride) * i];
+}
+
+// dst[stride * i] += src[i] for i in [0, n) (col2im of a strided convolution): AVX-512 float at stride 2 spreads 8
+// values over the even lanes of a vector and adds 16 lanes (the odd ones + 0).
+template <class T>
+inline void add_strided(const T* src, int stride, Index n, T* dst) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (stride == 2) {
+      for (; n >= 8; n -= 8, src += 8, dst += 16) {
+        const __m512 v = _mm512_maskz_expand_ps(0x5555, _mm512_castps256_ps512(_mm256_loadu_ps(src)));
+        _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), v));
+      }
+      if (n > 0) {  // dst[0, 2n - 1)
+        const __mmask16 m = lane_mask(2 * n - 1);
+        const __m512 v = _mm512_maskz_expand_ps(0x5555, _mm512_maskz_loadu_ps(lane_mask(n), src));
+        _mm512_mask_storeu_ps(dst, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), v));
+      }
+      return;
+    }
+  }
+#endif
+  for (Index i = 0; i < n; ++i) dst[Index(stride) * i] += src[i];
+}
+
 inline int max_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
