@@ -2,6 +2,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -508,4 +510,27 @@ BOOST_AUTO_TEST_CASE(float_stride2_rows_of_16_and_more) {
       BOOST_TEST(max_rel_diff(d(dw), ref.dw) < 1e-5);
     }
   }
+}
+
+// The stride-2 row helpers touch nothing past the row: each row here ends at a page whose successor is unmapped, so
+// a read or write one float too far faults (a write there could also race with another thread's channel).
+BOOST_AUTO_TEST_CASE(stride2_row_helpers_stay_inside_the_row) {
+  const long page = sysconf(_SC_PAGESIZE);
+  void* mem = mmap(nullptr, std::size_t(2 * page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  BOOST_REQUIRE(mem != MAP_FAILED);
+  BOOST_REQUIRE(mprotect(static_cast<char*>(mem) + page, std::size_t(page), PROT_NONE) == 0);
+  float* end = reinterpret_cast<float*>(static_cast<char*>(mem) + page);
+  for (hw1::cpu::Index n = 1; n <= 40; ++n) {
+    float* row = end - (2 * n - 1);  // the row's last value is the page's last float
+    for (hw1::cpu::Index i = 0; i < 2 * n - 1; ++i) row[i] = float(i);
+    std::vector<float> got(static_cast<std::size_t>(n));
+    hw1::cpu::copy_strided(static_cast<const float*>(row), 2, n, got.data());
+    bool same = true;
+    for (hw1::cpu::Index i = 0; i < n; ++i) same &= got[std::size_t(i)] == float(2 * i);
+    std::vector<float> add(static_cast<std::size_t>(n), 1.f);
+    hw1::cpu::add_strided(static_cast<const float*>(add.data()), 2, n, row);
+    for (hw1::cpu::Index i = 0; i < 2 * n - 1; ++i) same &= row[i] == float(i) + (i % 2 ? 0.f : 1.f);
+    BOOST_TEST(same, "n " << n);
+  }
+  munmap(mem, std::size_t(2 * page));
 }

@@ -159,9 +159,11 @@ inline void copy_strided(const T* src, int stride, Index n, T* dst) {
   if constexpr (std::is_same_v<T, float>) {
     if (stride == 2) {
       const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-      for (; n >= 16; n -= 16, src += 32, dst += 16)
+      // A full step reads src[0, 32): src[31] is needed no more, but lies before src[32], which the next value
+      // needs. So the last 1-16 values go masked, reading src[0, 2n - 1) only (no read past the row's end).
+      for (; n > 16; n -= 16, src += 32, dst += 16)
         _mm512_storeu_ps(dst, _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16)));
-      if (n > 0) {  // the last n values read src[0, 2n - 1)
+      if (n > 0) {
         const __m512 lo = _mm512_maskz_loadu_ps(lane_mask(2 * n - 1), src),
                      hi = _mm512_maskz_loadu_ps(lane_mask(2 * n - 1 - 16), src + 16);
         _mm512_mask_storeu_ps(dst, lane_mask(n), _mm512_permutex2var_ps(lo, even, hi));
@@ -180,11 +182,14 @@ inline void add_strided(const T* src, int stride, Index n, T* dst) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     if (stride == 2) {
-      for (; n >= 8; n -= 8, src += 8, dst += 16) {
+      // A full step reads and writes back dst[0, 16) (dst[15] + 0), which lies before dst[16], the next value's.
+      // So the last 1-8 values go masked, touching dst[0, 2n - 1) only: nothing past the row's end, which may be
+      // another thread's channel.
+      for (; n > 8; n -= 8, src += 8, dst += 16) {
         const __m512 v = _mm512_maskz_expand_ps(0x5555, _mm512_castps256_ps512(_mm256_loadu_ps(src)));
         _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), v));
       }
-      if (n > 0) {  // dst[0, 2n - 1)
+      if (n > 0) {
         const __mmask16 m = lane_mask(2 * n - 1);
         const __m512 v = _mm512_maskz_expand_ps(0x5555, _mm512_maskz_loadu_ps(lane_mask(n), src));
         _mm512_mask_storeu_ps(dst, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), v));
