@@ -901,10 +901,11 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
       return;
     }
 #endif
-    // dX of a 1x1, stride-1 convolution is the forward of the 1x1 convolution from cout to cin channels with
-    // weights W^T: W transposed once (rows not a multiple of 512 floats apart, see pgemm.hpp), then the forward's
-    // packed GEMMs and image groups.
-    if (dx && g.pointwise() && P >= 100 && detail::packed_forward<T>()) {
+    // 1x1, stride-1 convolutions of 100+ positions per image take both gradients on the packed GEMM.
+    const bool packed_1x1 = g.pointwise() && P >= 100 && detail::packed_forward<T>();
+    // dX is then the forward of the 1x1 convolution from cout to cin channels with weights W^T: W transposed once
+    // (rows not a multiple of 512 floats apart, see pgemm.hpp), then the forward's packed GEMMs and image groups.
+    if (dx && packed_1x1) {
       const Index ld = s.cout % 512 ? s.cout : s.cout + 16;
       T* wt = scratch<T, 18>(std::size_t(s.cin * ld));
 #pragma omp parallel for schedule(static)
@@ -917,10 +918,10 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
       dx = nullptr;
     }
 #if defined(__AVX512F__)
-    // dW of a 1x1, stride-1 convolution: dW += dY_n X_n^T per image on the packed GEMM, dY_n read in place as A
-    // and X_n^T packed by 16 x 16 transposes, pgemm::kKC positions at a time. Each thread owns its share of the
-    // input channels (columns of dW) over the whole batch: no partial sums to zero and add up.
-    if (dw && g.pointwise() && P >= 100 && detail::packed_forward<T>()) {
+    // dW: dW += dY_n X_n^T per image, dY_n read in place as A and X_n^T packed by 16 x 16 transposes,
+    // pgemm::kKC positions at a time. Each thread owns its share of the input channels (columns of dW) over the
+    // whole batch: no partial sums to zero and add up.
+    if (dw && packed_1x1) {
 #pragma omp parallel
       {
         const auto [c0, c1] = detail::my_share(s.cin);

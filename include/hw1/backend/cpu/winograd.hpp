@@ -240,8 +240,11 @@ struct Blocks {
     Index t0, tn, lanes, groups;
     const Group* gs;
   };
-  Block block(const Conv2dShape& s, Index b) const {
-    const Index t0 = start(b), tn = start(b + 1) - t0, lanes = round_up(tn, unit), groups = lanes / 16;
+  Block block(const Conv2dShape& s, Index b) const { return span(s, start(b), start(b + 1)); }
+  // Every tile as one block (the team's shared block: forward() and weight_grad() with one block per thread).
+  Block whole(const Conv2dShape& s) const { return span(s, 0, tiles); }
+  Block span(const Conv2dShape& s, Index t0, Index t1) const {
+    const Index tn = t1 - t0, lanes = round_up(tn, unit), groups = lanes / 16;
     Group* gs = scratch<Group, 10>(std::size_t(groups));
     for (Index k = 0; k < groups; ++k) make_group(s, ny, nx, t0 + 16 * k, std::min<Index>(16, tn - 16 * k), gs[k]);
     return {t0, tn, lanes, groups, gs};
@@ -465,15 +468,13 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
     // panels, 7 against 6, OpenMP waits 7% of the layer). Instead the team shares one block of every tile: each
     // thread transforms its share of the input groups, then multiplies its share of the output channels over all
     // panels, and transforms its channels' outputs.
-    const Index lanes = round_up(blocks.tiles, pgemm::kNR), groups = lanes / 16;
+    const Index lanes = round_up(blocks.tiles, blocks.unit), groups = lanes / 16;
     const Index kc_max = std::min(C, kChannels), msz = O * lanes;
     float* V = scratch<float, 11>(std::size_t(16 * kc_max * lanes));
     float* M = scratch<float, 12>(std::size_t(16 * msz));
 #pragma omp parallel num_threads(int(nt))
     {
-      Group* gs = scratch<Group, 10>(std::size_t(groups));
-      for (Index k = 0; k < groups; ++k)
-        make_group(s, blocks.ny, blocks.nx, 16 * k, std::min<Index>(16, blocks.tiles - 16 * k), gs[k]);
+      const Group* gs = blocks.whole(s).gs;  // each thread's own tables
       const Index me = thread_id(), team = team_size();
       const Index g0 = groups * me / team, g1 = groups * (me + 1) / team, o0 = O * me / team, o1 = O * (me + 1) / team;
       for (Index c0 = 0; c0 < C; c0 += kChannels) {
@@ -529,15 +530,13 @@ inline void weight_grad(const Conv2dShape& s, const float* x, const float* dy, f
     // Few enough tiles for one block (ResNet101's 14x14 layers at batch 8): the team transforms dY once, a share
     // of the tiles each, then each thread owns a share of the input channels: its rows of S over every tile, with
     // no partial sums to zero and add up, then their inverse transform.
-    const Index lanes = round_up(blocks.tiles, 16), groups = lanes / 16, qsz = pgemm::packed_size(lanes, O);
+    const Index lanes = round_up(blocks.tiles, blocks.unit), groups = lanes / 16, qsz = pgemm::packed_size(lanes, O);
     float* Q = scratch<float, 12>(std::size_t(16 * qsz));
     float* S = scratch<float, 16>(std::size_t(16 * C * O));
     const std::vector<float*> whole{S};
 #pragma omp parallel num_threads(int(nt))
     {
-      Group* gs = scratch<Group, 10>(std::size_t(groups));
-      for (Index k = 0; k < groups; ++k)
-        make_group(s, blocks.ny, blocks.nx, 16 * k, std::min<Index>(16, blocks.tiles - 16 * k), gs[k]);
+      const Group* gs = blocks.whole(s).gs;  // each thread's own tables
       const Index me = thread_id(), team = team_size();
       transform_output_grad(dy, O, oplane, ys, gs, lanes, Q, qsz, groups * me / team * 16,
                             groups * (me + 1) / team * 16);
