@@ -19,14 +19,14 @@ namespace classifier {
 
 inline const char* kProgram = "hw1-train-classifier";
 inline const std::string kUsage = std::string(R"USAGE(usage: hw1-train-classifier --train DIR --val DIR --out RUN_DIR [options]
-       hw1-train-classifier --resume RUN_DIR [--epochs N] [--workers N] [--device D] [--precision P]
+       hw1-train-classifier --resume RUN_DIR [--epochs N] [--workers N] [--device D] [--precision P] [--keep-epochs N]
 Trains ResNet101 (torchvision layout) on DIR/{label}_{id}.png images; validates after every epoch.
   --train DIR, --val DIR   labelled folders (train_50/, val_50/)
   --out RUN_DIR            run directory: epoch-NNN.safetensors, best.safetensors, optimizer.safetensors,
                            metrics.csv, curves.png, run.json; refused if it holds files (unless --force)
   --resume RUN_DIR         continue an interrupted run with its original options (Ctrl-C included); the result
-                           equals an uninterrupted run. Only --epochs, --workers, --device and
-                           --precision may change.
+                           equals an uninterrupted run. Only --epochs, --workers, --device,
+                           --precision and --keep-epochs may change.
   --epochs N               default 15
   --batch-size N           default 32
   --optimizer NAME         sgd | adam | adamw (default adam)

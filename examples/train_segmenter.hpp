@@ -20,15 +20,15 @@ namespace segmenter {
 
 inline const char* kProgram = "hw1-train-segmenter";
 inline const std::string kUsage = std::string(R"USAGE(usage: hw1-train-segmenter --model fcn32s|deeplabv3 --train DIR --val DIR --out RUN_DIR [options]
-       hw1-train-segmenter --resume RUN_DIR [--epochs N] [--workers N] [--device D] [--precision P]
+       hw1-train-segmenter --resume RUN_DIR [--epochs N] [--workers N] [--device D] [--precision P] [--keep-epochs N]
 Trains a 7-class segmenter on DIR/xxxx_sat.jpg + xxxx_mask.png pairs; validation mIoU (the course's) every epoch.
   --model NAME             fcn32s (VGG16-FCN32s) | deeplabv3 (DeepLabv3-ResNet101); default fcn32s
   --train DIR, --val DIR   the course's train/ and validation/ folders
   --out RUN_DIR            run directory: epoch-NNN.safetensors, best.safetensors, optimizer.safetensors,
                            metrics.csv, curves.png, run.json, snapshots/; refused if it holds files (unless --force)
   --resume RUN_DIR         continue an interrupted run with its original options (Ctrl-C included); the result
-                           equals an uninterrupted run. Only --epochs, --workers, --device and
-                           --precision may change.
+                           equals an uninterrupted run. Only --epochs, --workers, --device,
+                           --precision and --keep-epochs may change.
   --epochs N               default 25
   --batch-size N           default 8
   --optimizer NAME         sgd | adam | adamw (default adamw)

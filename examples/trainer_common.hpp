@@ -15,6 +15,8 @@ inline std::string common_trainer_options(const std::string& what) {
   --workers N              loading threads (default 2; results do not depend on it)
   --skip-bad               skip unreadable )" +
          what + R"( (and report how many) instead of stopping
+  --keep-epochs N          keep only the newest N epoch-NNN.safetensors (best.safetensors always stays);
+                           default 0 = keep every epoch (the ensemble of hw1-predict picks among them)
   --force                  reuse a RUN_DIR that holds files (removes the previous run's files only)
   --device D               cpu (default) | cuda | cuda:N (a build with the CUDA backend); checkpoints are the
                            same files on either device, and --resume may change the device
@@ -38,6 +40,7 @@ inline FitConfig base_fit_config(const RunArgs& ra, int epochs, std::uint64_t se
   fc.info.metric_name = metric_name;
   fc.chance = chance;
   fc.loss_scaling = dev.cuda && dev.precision == "fp16";
+  fc.keep_epochs = int(ra.cli.integer("--keep-epochs", 0, 0));
   return fc;
 }
 

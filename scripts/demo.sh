@@ -98,7 +98,7 @@ step "train ResNet101 classifier ($cls_epochs epochs, from scratch, input 32x32)
 step "train DeepLabv3-ResNet101 segmenter ($seg_epochs epochs, from scratch)" \
   "$(prog hw1-train-segmenter)" --model deeplabv3 --train "$seg/train" --val "$seg/validation" --out "$runs" \
   --epochs $seg_epochs --batch-size 4 --optimizer adam --lr 5e-4 --class-weights inverse-frequency \
-  --hflip --vflip --rot90 --seed 1 \
+  --hflip --vflip --rot90 --seed 1 --keep-epochs 1 \
   --snapshot-images 0000,0001,0002 --snapshot-epochs "$snap_epochs" "${force[@]}"
 
 # Problem 1: the best epoch alone, and the report's ensemble: the epochs of lowest validation loss (the report

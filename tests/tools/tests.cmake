@@ -27,4 +27,7 @@ if(_hw1_tools_ok)
       set_tests_properties(tools.${case} PROPERTIES FIXTURES_REQUIRED hw1_tools)
     endif()
   endforeach()
+  # The checkpoints (seven full networks, ~1.3 GB) go once every case that reads them has run.
+  add_test(NAME tools.cleanup COMMAND ${CMAKE_COMMAND} -E rm -rf ${CMAKE_CURRENT_BINARY_DIR}/tools-work/ckpt)
+  set_tests_properties(tools.cleanup PROPERTIES LABELS tools FIXTURES_CLEANUP hw1_tools RESOURCE_LOCK hw1_tools_work)
 endif()

@@ -332,6 +332,7 @@ void check_ctrl_c_resume(const std::string& exe, const std::vector<std::string>&
   BOOST_TEST_REQUIRE(cut.rc == 130, cut.out);
   BOOST_TEST(has(cut, "interrupted: resume with --resume " + b.string()));
   BOOST_TEST(!fs::exists(b / "epoch-002.safetensors"));
+  BOOST_TEST(fs::exists(b / "epoch-001.safetensors"));
   const Proc rest = run(exe, {"--resume", b.string()});
   BOOST_TEST_REQUIRE(rest.rc == 0, rest.out);
   for (const char* f : {"epoch-002.safetensors", "best.safetensors", "optimizer.safetensors"})
@@ -345,8 +346,11 @@ BOOST_AUTO_TEST_SUITE(programs, *boost::unit_test::disabled())
 
 BOOST_AUTO_TEST_CASE(classifier_ctrl_c_resume) {
   const auto a = scratch("cls-a"), b = scratch("cls-b");
-  check_ctrl_c_resume(HW1_TRAIN_CLASSIFIER, cls_args(a, {"--epochs", "2", "--hflip"}),
-                      cls_args(b, {"--epochs", "2", "--hflip"}), a, b);
+  // --keep-epochs 1: the interrupted run still holds epoch 1's checkpoint, which its resume starts from.
+  check_ctrl_c_resume(HW1_TRAIN_CLASSIFIER, cls_args(a, {"--epochs", "2", "--hflip", "--keep-epochs", "1"}),
+                      cls_args(b, {"--epochs", "2", "--hflip", "--keep-epochs", "1"}), a, b);
+  BOOST_TEST(!fs::exists(a / "epoch-001.safetensors"));
+  BOOST_TEST(!fs::exists(b / "epoch-001.safetensors"));
   const Proc again = run(HW1_TRAIN_CLASSIFIER, cls_args(a, {"--epochs", "2"}));
   BOOST_TEST(again.rc == 1);  // RUN_DIR holds files
   BOOST_TEST(has(again, "already holds files"));
@@ -375,7 +379,7 @@ BOOST_AUTO_TEST_CASE(segmenter_learns) {
   const Proc p = run(HW1_TRAIN_SEGMENTER,
                      seg_args(seg_data() / "train", seg_data() / "validation", out,
                               {"--model", "deeplabv3", "--epochs", "8", "--batch-size", "4", "--optimizer", "adam", "--lr",
-                               "5e-4", "--snapshot-images", "0001,0002", "--snapshot-epochs", "1,8"}));
+                               "5e-4", "--snapshot-images", "0001,0002", "--snapshot-epochs", "1,8", "--keep-epochs", "2"}));
   BOOST_TEST_REQUIRE(p.rc == 0, p.out);
   const auto log = MetricsLog::read((out / "metrics.csv").string(), 1e9);
   BOOST_TEST_REQUIRE(log.rows.size() == 8u);
@@ -390,6 +394,10 @@ BOOST_AUTO_TEST_CASE(segmenter_learns) {
   BOOST_TEST(fs::exists(out / "snapshots" / "epoch-001.png"));
   BOOST_TEST(fs::exists(out / "snapshots" / "epoch-008.png"));
   BOOST_TEST(!fs::exists(out / "snapshots" / "epoch-002.png"));
+  // --keep-epochs 2: the two newest epochs and the best one stay (a DeepLabv3 checkpoint is 235 MB).
+  for (int e = 1; e <= 8; ++e)
+    BOOST_TEST(fs::exists(out / epoch_file(e)) == (e >= 7), epoch_file(e));
+  BOOST_TEST(fs::exists(out / "best.safetensors"));
 }
 
 BOOST_AUTO_TEST_CASE(deeplabv3_aux_head) {

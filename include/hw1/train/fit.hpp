@@ -172,6 +172,7 @@ struct FitConfig {
   CheckpointInfo info;  // model, classes, preprocessing, metric_name; epoch and metric are filled in per epoch
   bool loss_scaling = false;  // fp16 mixed precision: dynamic loss scaling (LossScaler)
   double chance = 0;    // the metric of the best constant prediction, printed next to the result
+  int keep_epochs = 0;  // > 0: only the newest keep_epochs epoch-NNN.safetensors stay (best.safetensors always)
   std::ostream* out = &std::cout;
 };
 
@@ -348,6 +349,11 @@ FitResult fit(Net& net, Loader<TrainSet>& train, Loader<ValSet>& val, Task& task
       w.metadata["loss_scale_good_steps"] = std::to_string(scaler.good_steps);
     }
     w.write(file("optimizer.safetensors"));
+    // Older epochs go only now that the run state names this epoch, whose checkpoint --resume reads.
+    if (cfg.keep_epochs > 0) {
+      std::error_code ec;
+      for (int e = 1; e <= epoch - cfg.keep_epochs; ++e) fs::remove(file(epoch_file(e)), ec);
+    }
 
     out << tag << "  train_loss " << detail::fmt("%.4f", log.rows.back()[1]) << "  val_loss "
         << detail::fmt("%.4f", val_loss) << "  " << metric << " " << detail::fmt("%.4f", m) << (improved ? " *" : "")
