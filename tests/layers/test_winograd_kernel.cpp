@@ -13,6 +13,7 @@
 #include "common/precondition.hpp"
 #include "hw1/backend/cpu/conv2d.hpp"
 #include "hw1/backend/cpu/winograd.hpp"
+#include "hw1/backend/cpu/winograd4.hpp"
 
 using hw1::cpu::Conv2dShape;
 using hw1::cpu::Index;
@@ -23,6 +24,7 @@ namespace {
 // Winograd exists only in AVX-512 builds and can be turned off (HW1_WINOGRAD=0, HW1_PGEMM=0): the tests then
 // report themselves skipped rather than passing without running.
 const hw1::test::RunsWhen<&wg::enabled> Available{"Winograd is not in this build (no AVX-512F) or is off (HW1_WINOGRAD=0 / HW1_PGEMM=0)"};
+const hw1::test::RunsWhen<&wg::enabled4> Available4{"Winograd F(4x4) is not in this build (no AVX-512F) or is off (HW1_WINOGRAD4=0 / HW1_WINOGRAD=0 / HW1_PGEMM=0)"};
 
 std::string describe(const Conv2dShape& s) {
   std::ostringstream o;
@@ -258,5 +260,131 @@ BOOST_AUTO_TEST_CASE(weight_gradient_matches_double_reference, *boost::unit_test
         BOOST_TEST(rel_error(dw, want) < 2e-5, "threads " << t);
       }
     }
+  }
+}
+
+// ---- Winograd F(4x4, 3x3) (winograd4.hpp) ----
+
+// F(4x4)'s own cases on top of shapes(): planes that are and are not multiples of 4 (14x14: 2 of 4 outputs wasted
+// in the last tile of a row), 16-tile rows at dilation 2 and 4 (DeepLab's 64x64 stages, smaller), dilation 3 (16 not
+// a multiple of it), 4x4 planes (a group spans 16 images), and more tiles than one block holds.
+std::vector<Conv2dShape> shapes4() {
+  auto v = shapes();
+  for (const auto& s : {conv3x3(3, 40, 14, 14, 33, 1, 1, 1, 1), conv3x3(2, 24, 28, 28, 20, 1, 1, 1, 1),
+                        conv3x3(1, 20, 32, 32, 18, 2, 2, 2, 2), conv3x3(1, 18, 32, 32, 16, 4, 4, 4, 4),
+                        conv3x3(2, 16, 19, 23, 17, 3, 3, 3, 3), conv3x3(20, 16, 4, 4, 16, 1, 1, 1, 1),
+                        conv3x3(3, 16, 40, 36, 16, 1, 1, 1, 1), conv3x3(1, 17, 30, 33, 16, 1, 2, 1, 2)})
+    v.push_back(s);
+  return v;
+}
+
+// max |error| / max |y| measured over shapes4() at 1-3 threads: up to 1.2e-5 (3 x 300 channels at 14x14); the bound leaves
+// room for other data while any wrong index or transform entry gives errors of order 1.
+constexpr double kF4Bound = 5e-5;
+
+BOOST_AUTO_TEST_CASE(f4_forward_matches_double_reference, *boost::unit_test::precondition(Available4)) {
+  std::uint64_t seed = 2000;
+  double worst = 0;
+  for (const auto& s : shapes4()) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      BOOST_REQUIRE(wg::supports(s));
+      const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, seed += 10);
+      const auto w = hw1::test::random_vector(std::size_t(s.cout) * s.cin * 9, seed + 1);
+      const auto want = reference(s, x, w);
+      const auto xf = to_float(x), wf = to_float(w);
+      for (int t : {1, 2, 3}) {
+        const Threads threads(t);
+        std::vector<float> y(want.size(), std::nanf(""));
+        wg::forward4(s, xf.data(), wf.data(), nullptr, nullptr, false, y.data());
+        const double e = rel_error(y, want);
+        if (e > worst) BOOST_TEST_MESSAGE(describe(s) << ": " << e);
+        worst = std::max(worst, e);
+        BOOST_TEST(e < kF4Bound, "threads " << t);
+      }
+    }
+  }
+  BOOST_TEST_MESSAGE("F(4x4) forward: largest relative error " << worst);
+}
+
+// The epilogue (scale, shift, ReLU, residual) as in epilogue_scale_shift_relu, and the flipped, transposed kernel
+// (conv2d_backward's input gradient) against the double-precision dX.
+BOOST_AUTO_TEST_CASE(f4_epilogue_and_flipped_kernel, *boost::unit_test::precondition(Available4)) {
+  for (const auto& s : {conv3x3(2, 17, 7, 9, 13, 1, 1, 1, 1), conv3x3(1, 24, 12, 11, 20, 2, 2, 2, 2),
+                        conv3x3(3, 16, 15, 40, 17, 1, 1, 1, 1), conv3x3(20, 16, 4, 4, 16, 1, 1, 1, 1),
+                        conv3x3(8, 16, 14, 14, 70, 1, 1, 1, 1), conv3x3(1, 16, 32, 32, 20, 4, 4, 4, 4)}) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, 15);
+      const auto w = hw1::test::random_vector(std::size_t(s.cout) * s.cin * 9, 16);
+      const auto scale = hw1::test::random_vector(std::size_t(s.cout), 17, 0.5, 2.0);
+      const auto shift = hw1::test::random_vector(std::size_t(s.cout), 18);
+      auto want = reference(s, x, w), want_shift = want, want_res = want;
+      const auto res = hw1::test::random_vector(want.size(), 19);
+      const std::size_t plane = std::size_t(s.out_h()) * s.out_w();
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        const std::size_t o = i / plane % std::size_t(s.cout);
+        want_shift[i] += shift[o];
+        want_res[i] = std::max(0.0, want[i] * scale[o] + shift[o] + double(float(res[i])));
+        want[i] = std::max(0.0, want[i] * scale[o] + shift[o]);
+      }
+      const auto xf = to_float(x), wf = to_float(w), sc = to_float(scale), sh = to_float(shift), rf = to_float(res);
+      std::vector<float> y(want.size(), std::nanf(""));
+      wg::forward4(s, xf.data(), wf.data(), sc.data(), sh.data(), true, y.data());
+      BOOST_TEST(rel_error(y, want) < kF4Bound);
+      wg::forward4(s, xf.data(), wf.data(), nullptr, sh.data(), false, y.data());
+      BOOST_TEST(rel_error(y, want_shift) < kF4Bound);
+      std::fill(y.begin(), y.end(), std::nanf(""));
+      wg::forward4(s, xf.data(), wf.data(), sc.data(), sh.data(), true, y.data(), rf.data());
+      BOOST_TEST(rel_error(y, want_res) < kF4Bound);
+      // dX = dY through the flipped, transposed kernel (as conv2d_backward calls it), padding 2d - p.
+      const Conv2dShape t{s.n, s.cout, s.out_h(), s.out_w(), s.cin, 3, 3, 1, 1, 2 * s.dil_h - s.pad_h,
+                          2 * s.dil_w - s.pad_w, s.dil_h, s.dil_w};
+      if (t.pad_h >= 0 && t.pad_w >= 0 && t.out_h() == s.h && t.out_w() == s.w) {
+        const auto g = hw1::test::random_vector(want.size(), 20);
+        const auto gf = to_float(g);
+        std::vector<float> dx(x.size(), std::nanf(""));
+        wg::forward4(t, gf.data(), wf.data(), nullptr, nullptr, false, dx.data(), nullptr, true);
+        BOOST_TEST(rel_error(dx, reference_dx(s, w, g)) < kF4Bound);
+      }
+    }
+  }
+}
+
+// conv2d_forward and conv2d_backward's dX take F(4x4) where worthwhile4() (layer-like shapes with 64+ channels),
+// and match the definition.
+BOOST_AUTO_TEST_CASE(conv2d_through_f4, *boost::unit_test::precondition(Available4)) {
+  std::uint64_t seed = 3000;
+  for (const auto& s : {conv3x3(8, 128, 14, 14, 130, 1, 1, 1, 1), conv3x3(2, 130, 32, 32, 128, 2, 2, 2, 2)}) {
+    BOOST_TEST_CONTEXT(describe(s)) {
+      const Conv2dShape t{s.n, s.cout, s.out_h(), s.out_w(), s.cin, 3, 3, 1, 1, 2 * s.dil_h - s.pad_h,
+                          2 * s.dil_w - s.pad_w, s.dil_h, s.dil_w};
+      BOOST_TEST(wg::worthwhile4(s));
+      BOOST_TEST(wg::worthwhile4(t));
+      const auto x = hw1::test::random_vector(std::size_t(s.n) * s.cin * s.h * s.w, seed += 10);
+      const auto w = hw1::test::random_vector(std::size_t(s.cout) * s.cin * 9, seed + 1);
+      const auto g = hw1::test::random_vector(std::size_t(s.n) * s.cout * s.out_h() * s.out_w(), seed + 2);
+      const auto xf = to_float(x), wf = to_float(w), gf = to_float(g);
+      std::vector<float> y(g.size(), std::nanf("")), dx(x.size(), std::nanf(""));
+      hw1::cpu::conv2d_forward<float>(s, xf.data(), wf.data(), nullptr, y.data());
+      BOOST_TEST(rel_error(y, reference(s, x, w)) < kF4Bound);
+      hw1::cpu::conv2d_backward<float>(s, xf.data(), wf.data(), gf.data(), dx.data(), nullptr, nullptr);
+      BOOST_TEST(rel_error(dx, reference_dx(s, w, g)) < kF4Bound);
+    }
+  }
+}
+
+// Where F(4x4) is taken: 64+ channels, at least 3/4 of the computed outputs used, 64+ tiles per thread.
+BOOST_AUTO_TEST_CASE(when_f4_applies) {
+  BOOST_TEST(wg::tile_count4(14, 1) == 4);
+  BOOST_TEST(wg::tile_count4(64, 2) == 16);
+  BOOST_TEST(wg::tile_count4(64, 12) == 24);
+  BOOST_TEST(wg::tile_origin4(5, 2) == 17);  // tiles 0, 1 start at 0, 1; 2, 3 at 8, 9; 4, 5 at 16, 17
+  BOOST_TEST(wg::utilization4(conv3x3(1, 64, 14, 14, 64, 1, 1, 1, 1)) == 196.0 / 256.0);
+  BOOST_TEST(!wg::worthwhile4(conv3x3(8, 32, 56, 56, 64, 1, 1, 1, 1)));      // 32 channels: the transforms weigh
+  BOOST_TEST(!wg::worthwhile4(conv3x3(8, 512, 7, 7, 512, 1, 1, 1, 1)));      // 32 tiles
+  BOOST_TEST(!wg::worthwhile4(conv3x3(1, 2048, 64, 64, 256, 12, 12, 12, 12)));  // 44% of the outputs used
+  if (wg::enabled4() && omp_get_max_threads() <= 2) {
+    BOOST_TEST(wg::worthwhile4(conv3x3(8, 256, 14, 14, 256, 1, 1, 1, 1)));
+    BOOST_TEST(wg::worthwhile4(conv3x3(8, 64, 56, 56, 64, 1, 1, 1, 1)));
+    BOOST_TEST(wg::worthwhile4(conv3x3(1, 256, 64, 64, 256, 2, 2, 2, 2)));
   }
 }

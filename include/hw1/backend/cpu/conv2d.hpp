@@ -23,6 +23,7 @@
 #include "hw1/backend/cpu/gemm.hpp"
 #include "hw1/backend/cpu/pgemm.hpp"
 #include "hw1/backend/cpu/winograd.hpp"
+#include "hw1/backend/cpu/winograd4.hpp"
 #include "hw1/core/error.hpp"
 
 namespace hw1::cpu {
@@ -698,6 +699,7 @@ void forward(const Conv2dShape& s, const T* x, const T* w, Index ldw, const T* b
 #if defined(__AVX512F__)
     if (detail::dense_2x2(s)) return detail::conv3x3_dense_2x2(s, x, w, scale, shift, relu, y, res);
 #endif
+    if (winograd::worthwhile4(s)) return winograd::forward4(s, x, w, scale, shift, relu, y, res);
     if (winograd::worthwhile(s)) return winograd::forward(s, x, w, scale, shift, relu, y, res);
   }
   const detail::Groups gr = detail::image_groups(s.n, K, P, xs);
@@ -948,7 +950,10 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
                   s.dil_h, s.dil_w};
     if (dx && Index(s.h) * s.w >= 100 && t.pad_h >= 0 && t.pad_w >= 0 && winograd::worthwhile(t) &&
         t.out_h() == s.h && t.out_w() == s.w) {
-      winograd::forward(t, dy, w, nullptr, nullptr, false, dx, nullptr, true);  // W' read in place
+      if (winograd::worthwhile4(t))
+        winograd::forward4(t, dy, w, nullptr, nullptr, false, dx, nullptr, true);  // W' read in place
+      else
+        winograd::forward(t, dy, w, nullptr, nullptr, false, dx, nullptr, true);
       dx = nullptr;
     }
   }

@@ -5,6 +5,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -224,12 +225,21 @@ inline int team_size() {
 }
 
 // A buffer of at least n elements owned by the calling thread and reused by later calls (no allocation in the
-// steady state). Buffers in use at the same time need different Slots.
+// steady state). Buffers in use at the same time need different Slots. It starts on a 64-byte boundary (for
+// element sizes that divide 64): a vector store into it then fills whole cache lines instead of straddling two
+// (malloc gives large blocks 16-byte alignment only).
 template <class T, int Slot>
 T* scratch(std::size_t n) {
   thread_local std::vector<T> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
+  if constexpr (64 % sizeof(T) == 0 && alignof(T) < 64) {
+    constexpr std::size_t extra = 64 / sizeof(T);
+    if (buf.size() < n + extra) buf.resize(n + extra);
+    const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(buf.data());
+    return reinterpret_cast<T*>((at + 63) & ~std::uintptr_t(63));
+  } else {
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+  }
 }
 
 // Deterministic reduction of per-thread partial sums: call inside a parallel region after every thread has
