@@ -2,8 +2,8 @@
 // every row in a fresh process (peak RSS per row) next to PyTorch's numbers.
 //   hw1-bench --row resnet101-train-32 [--iters N] [--warmup W]
 // Rows: <net>-<infer|train>-<size>[-b<batch>] for resnet101, fcn32s, deeplabv3 (batch defaults: the rows),
-// plus "sgemm" (hw1's float GEMM, 2048^3), "pgemm" (hw1's packed convolution GEMM, 2048^3) and "fma-peak" (the
-// cores' FMA throughput).
+// plus "sgemm" (hw1's float GEMM, 2048^3), "pgemm" (hw1's packed convolution GEMM, 2048^3), "fma-peak" (the
+// cores' FMA throughput) and "winograd-layers" (F(2x2,3x3) against F(4x4,3x3) on the networks' 3x3 layers).
 #include <immintrin.h>
 #include <omp.h>
 #include <sys/resource.h>
@@ -11,11 +11,13 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "hw1/backend/cpu/winograd4.hpp"
 #include "hw1/models.hpp"
 #include "hw1/train/cli.hpp"
 #include "bench_common.hpp"
@@ -165,6 +167,48 @@ void fma_peak(int warmup, int iters) {
   report("fma-peak", 1, t, 2.0 * lanes * 12 * double(reps) * omp_get_max_threads() / t[t.size() / 2] / 1e9);
 }
 
+// Winograd F(2x2,3x3) against F(4x4,3x3) on the networks' 3x3 layer shapes, one JSON line per layer: the fastest
+// of `iters` calls each (alternating), which one conv2d takes (worthwhile4), and max |F4 - F2| / max |F2|.
+void winograd_layers(int warmup, int iters) {
+#if defined(__AVX512F__)
+  namespace wg = hw1::cpu::winograd;
+  struct L {
+    const char* name;
+    int n, c, h, w, o, pad, dil;
+  };
+  const L layers[] = {{"resnet224.layer1", 8, 64, 56, 56, 64, 1, 1},      {"resnet224.layer2", 8, 128, 28, 28, 128, 1, 1},
+                      {"resnet224.layer3", 8, 256, 14, 14, 256, 1, 1},    {"resnet224.layer4", 8, 512, 7, 7, 512, 1, 1},
+                      {"deeplab512.layer3", 1, 256, 64, 64, 256, 2, 2},   {"deeplab512.layer4", 1, 512, 64, 64, 512, 4, 4},
+                      {"deeplab256b2.layer3", 2, 256, 32, 32, 256, 2, 2}, {"deeplab256b2.layer4", 2, 512, 32, 32, 512, 4, 4},
+                      {"fcn512.conv1_2", 1, 64, 512, 512, 64, 1, 1},      {"fcn512.conv3_2", 1, 256, 128, 128, 256, 1, 1}};
+  for (const L& l : layers) {
+    const hw1::cpu::Conv2dShape s{l.n, l.c, l.h, l.w, l.o, 3, 3, 1, 1, l.pad, l.pad, l.dil, l.dil};
+    std::mt19937 rng(1);
+    std::normal_distribution<float> nd;
+    std::vector<float> x(std::size_t(s.n) * s.cin * s.h * s.w), w(std::size_t(s.cout) * s.cin * 9);
+    for (auto& v : x) v = nd(rng);
+    for (auto& v : w) v = nd(rng) / std::sqrt(9.f * float(s.cin));
+    std::vector<float> y2(std::size_t(s.n) * s.cout * s.out_h() * s.out_w()), y4(y2.size());
+    double t2 = 1e30, t4 = 1e30;
+    for (int i = 0; i < warmup + iters; ++i) {
+      const auto a = time_it([&] { wg::forward(s, x.data(), w.data(), nullptr, nullptr, false, y2.data()); }, 0, 1);
+      const auto b = time_it([&] { wg::forward4(s, x.data(), w.data(), nullptr, nullptr, false, y4.data()); }, 0, 1);
+      if (i >= warmup) t2 = std::min(t2, a[0]), t4 = std::min(t4, b[0]);
+    }
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < y2.size(); ++i)
+      num = std::max(num, double(std::abs(y2[i] - y4[i]))), den = std::max(den, double(std::abs(y2[i])));
+    std::printf("{\"row\": \"winograd-layers\", \"layer\": \"%s\", \"f2_ms\": %.3f, \"f4_ms\": %.3f, \"f2_over_f4\": %.2f, "
+                "\"worthwhile4\": %s, \"utilization4\": %.2f, \"tiles4\": %ld, \"rel_diff\": %.1e, \"threads\": %d}\n",
+                l.name, t2 * 1e3, t4 * 1e3, t2 / t4, wg::worthwhile4(s) ? "true" : "false", wg::utilization4(s),
+                long(wg::tile_total4(s)), num / den, omp_get_max_threads());
+  }
+#else
+  (void)warmup, (void)iters;
+  throw hw1::UsageError("winograd-layers needs an AVX-512 build");
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,7 +216,7 @@ int main(int argc, char** argv) {
       "usage: hw1-bench --row NAME [--iters N] [--warmup W]\n"
       "  NAME: resnet101-infer-32, resnet101-train-32, resnet101-train-224, fcn32s-infer-512, fcn32s-train-256,\n"
       "        deeplabv3-infer-512, deeplabv3-train-256, any <net>-<infer|train>-<size>[-b<batch>], sgemm, pgemm,\n"
-      "        fma-peak\n";
+      "        fma-peak, winograd-layers (F(2x2) against F(4x4) per 3x3 layer shape)\n";
   return hw1::run_main("hw1-bench", usage, [&] {
     hw1::Cli cli(argc, argv, {"--row", "--iters", "--warmup"}, {}, usage);
     const std::string row = cli.required("--row");
@@ -180,6 +224,7 @@ int main(int argc, char** argv) {
     if (row == "sgemm") return sgemm(warmup, iters), 0;
     if (row == "pgemm") return pgemm_row(warmup, iters), 0;
     if (row == "fma-peak") return fma_peak(warmup, iters), 0;
+    if (row == "winograd-layers") return winograd_layers(warmup, iters), 0;
     const auto r = hw1::bench::parse_row(row);
     const bool train = r.train;
     const std::size_t size = r.size;

@@ -24,3 +24,11 @@ foreach(case IN ITEMS "resnet101;50;11" "fcn32s;7;12" "deeplabv3;7;13")
     set_tests_properties(parity.${model}.${mode} PROPERTIES LABELS "parity" RESOURCE_LOCK hw1_disk)
   endforeach()
 endforeach()
+# One case at a size where the float 3x3 layers take Winograd F(4x4,3x3) (winograd4.hpp: 64+ tiles per thread,
+# hence 2 threads here), forward and input gradient, in training mode: DeepLabv3 at 2x3x256x256.
+add_test(NAME parity.deeplabv3.train.f4
+         COMMAND ${CMAKE_CURRENT_LIST_DIR}/run_parity.sh ${HW1_TORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/make_reference.py
+                 $<TARGET_FILE:parity_check> $<TARGET_FILE:hw1-forward> ${CMAKE_BINARY_DIR}/parity/deeplabv3-train-f4
+                 deeplabv3 7 2,3,256,256 14 train)
+set_tests_properties(parity.deeplabv3.train.f4 PROPERTIES LABELS "parity" RESOURCE_LOCK hw1_disk
+                     ENVIRONMENT "OMP_NUM_THREADS=2")
