@@ -33,19 +33,20 @@
 
 namespace hw1::cpu::winograd {
 
-// Tiles along an axis of `out` outputs at dilation d, and the first output of tile t.
-inline Index tile_count(Index out, Index d) { return out / (2 * d) * d + std::min(out % (2 * d), d); }
-inline Index tile_origin(Index t, Index d) { return t / d * 2 * d + t % d; }
+// Tiles of m outputs (2 here, 4 for F(4x4) in winograd4.hpp) along an axis of `out` outputs at dilation d, and
+// the first output of tile t.
+inline Index tile_count(Index out, Index d, Index m = 2) { return out / (m * d) * d + std::min(out % (m * d), d); }
+inline Index tile_origin(Index t, Index d, Index m = 2) { return t / d * m * d + t % d; }
 
 // The tiles of a convolution's output, over the whole batch.
-inline Index tile_total(const Conv2dShape& s) {
-  return Index(s.n) * tile_count(s.out_h(), s.dil_h) * tile_count(s.out_w(), s.dil_w);
+inline Index tile_total(const Conv2dShape& s, Index m = 2) {
+  return Index(s.n) * tile_count(s.out_h(), s.dil_h, m) * tile_count(s.out_w(), s.dil_w, m);
 }
 
 // The share of computed outputs that are real outputs (the rest fall past the edge).
-inline double utilization(const Conv2dShape& s) {
+inline double utilization(const Conv2dShape& s, Index m = 2) {
   const Index oh = s.out_h(), ow = s.out_w();
-  return double(oh * ow) / double(4 * tile_count(oh, s.dil_h) * tile_count(ow, s.dil_w));
+  return double(oh * ow) / double(m * m * tile_count(oh, s.dil_h, m) * tile_count(ow, s.dil_w, m));
 }
 
 // Whether this build has the path and the environment leaves it on (HW1_WINOGRAD=0 / off turns it off).
@@ -166,32 +167,39 @@ struct Group {
   alignas(64) std::int32_t rel[16];
 };
 
-inline void make_group(const Conv2dShape& s, Index ny, Index nx, Index t0, Index count, Group& g) {
+// Per lane l < 16 of the group of tiles [t0, t0 + count) (tiles of Q x Q outputs over P x P patches, P = Q + 2):
+// in[i * P + j][l], the offset of patch entry (i, j) from image `image`'s input (-1 outside the image), and
+// out[a * Q + b][l], that of output (a, b) from its output (-1 past the edge); lanes past count get -1 throughout.
+template <int Q>
+inline void lane_offsets(const Conv2dShape& s, Index ny, Index nx, Index t0, Index count, Index image,
+                         std::int32_t (*in)[16], std::int32_t (*out)[16]) {
+  constexpr int P = Q + 2;
   const Index per = ny * nx, oh = s.out_h(), ow = s.out_w(), xs = Index(s.cin) * s.h * s.w,
               ys = Index(s.cout) * oh * ow;
-  g.image = count > 0 ? t0 / per : 0;  // (a group past the last tile reads and writes nothing)
-  g.row = count >= 16 && t0 / nx == (t0 + 15) / nx;
   for (Index l = 0; l < 16; ++l) {
-    if (l >= count) {
-      for (auto& row : g.in) row[l] = -1;
-      for (auto& row : g.out) row[l] = -1;
-      continue;
-    }
     const Index t = t0 + l, n = t / per, r = t % per;
-    const Index oy = tile_origin(r / nx, s.dil_h), ox = tile_origin(r % nx, s.dil_w);
-    g.rel[l] = std::int32_t(ox - tile_origin(t0 % per % nx, s.dil_w));
-    for (Index i = 0; i < 4; ++i)
-      for (Index j = 0; j < 4; ++j) {
+    const Index oy = tile_origin(r / nx, s.dil_h, Q), ox = tile_origin(r % nx, s.dil_w, Q);
+    for (Index i = 0; i < P; ++i)
+      for (Index j = 0; j < P; ++j) {
         const Index iy = oy - s.pad_h + i * s.dil_h, ix = ox - s.pad_w + j * s.dil_w;
-        const bool inside = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
-        g.in[i * 4 + j][l] = inside ? std::int32_t((n - g.image) * xs + iy * s.w + ix) : -1;
+        const bool inside = l < count && iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
+        in[i * P + j][l] = inside ? std::int32_t((n - image) * xs + iy * s.w + ix) : -1;
       }
-    for (Index a = 0; a < 2; ++a)
-      for (Index b = 0; b < 2; ++b) {
+    for (Index a = 0; a < Q; ++a)
+      for (Index b = 0; b < Q; ++b) {
         const Index yy = oy + a * s.dil_h, xx = ox + b * s.dil_w;
-        g.out[a * 2 + b][l] = yy < oh && xx < ow ? std::int32_t((n - g.image) * ys + yy * ow + xx) : -1;
+        out[a * Q + b][l] = l < count && yy < oh && xx < ow ? std::int32_t((n - image) * ys + yy * ow + xx) : -1;
       }
   }
+}
+
+inline void make_group(const Conv2dShape& s, Index ny, Index nx, Index t0, Index count, Group& g) {
+  const Index per = ny * nx, oh = s.out_h(), ow = s.out_w(), ys = Index(s.cout) * oh * ow;
+  g.image = count > 0 ? t0 / per : 0;  // (a group past the last tile reads and writes nothing)
+  g.row = count >= 16 && t0 / nx == (t0 + 15) / nx;
+  lane_offsets<2>(s, ny, nx, t0, count, g.image, g.in, g.out);
+  for (Index l = 0; l < std::min<Index>(count, 16); ++l)
+    g.rel[l] = std::int32_t(tile_origin((t0 + l) % per % nx, s.dil_w) - tile_origin(t0 % per % nx, s.dil_w));
   // Output runs (OutRun): a new one where the image or tile row changes.
   g.runs = 0;
   if (s.dil_h != 1 || s.dil_w != 1) return;

@@ -40,19 +40,11 @@
 
 namespace hw1::cpu::winograd {
 
-// Tiles of 4 outputs along an axis of `out` outputs at dilation d, and the first output of tile t.
-inline Index tile_count4(Index out, Index d) { return out / (4 * d) * d + std::min(out % (4 * d), d); }
-inline Index tile_origin4(Index t, Index d) { return t / d * 4 * d + t % d; }
-
-inline Index tile_total4(const Conv2dShape& s) {
-  return Index(s.n) * tile_count4(s.out_h(), s.dil_h) * tile_count4(s.out_w(), s.dil_w);
-}
-
-// The share of computed outputs that are real outputs.
-inline double utilization4(const Conv2dShape& s) {
-  const Index oh = s.out_h(), ow = s.out_w();
-  return double(oh * ow) / double(16 * tile_count4(oh, s.dil_h) * tile_count4(ow, s.dil_w));
-}
+// winograd.hpp's tile arithmetic with tiles of 4 outputs along each axis.
+inline Index tile_count4(Index out, Index d) { return tile_count(out, d, 4); }
+inline Index tile_origin4(Index t, Index d) { return tile_origin(t, d, 4); }
+inline Index tile_total4(const Conv2dShape& s) { return tile_total(s, 4); }
+inline double utilization4(const Conv2dShape& s) { return utilization(s, 4); }
 
 // Whether this build has the path and the environment leaves it on (HW1_WINOGRAD4=0 / off turns it off; so do
 // HW1_WINOGRAD=0 and HW1_PGEMM=0).
@@ -155,29 +147,9 @@ struct Group {
 inline Index run_pos(Index l, Index d) { return l / d * 4 * d + l % d; }
 
 inline void make_group(const Conv2dShape& s, Index ny, Index nx, Index t0, Index count, Group& g) {
-  const Index per = ny * nx, oh = s.out_h(), ow = s.out_w(), xs = Index(s.cin) * s.h * s.w,
-              ys = Index(s.cout) * oh * ow;
+  const Index per = ny * nx, oh = s.out_h(), ow = s.out_w(), ys = Index(s.cout) * oh * ow;
   g.image = count > 0 ? t0 / per : 0;
-  for (Index l = 0; l < 16; ++l) {
-    if (l >= count) {
-      for (auto& row : g.in) row[l] = -1;
-      for (auto& row : g.out) row[l] = -1;
-      continue;
-    }
-    const Index t = t0 + l, n = t / per, r = t % per;
-    const Index oy = tile_origin4(r / nx, s.dil_h), ox = tile_origin4(r % nx, s.dil_w);
-    for (Index i = 0; i < 6; ++i)
-      for (Index j = 0; j < 6; ++j) {
-        const Index iy = oy - s.pad_h + i * s.dil_h, ix = ox - s.pad_w + j * s.dil_w;
-        const bool inside = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
-        g.in[i * 6 + j][l] = inside ? std::int32_t((n - g.image) * xs + iy * s.w + ix) : -1;
-      }
-    for (Index a = 0; a < 4; ++a)
-      for (Index b = 0; b < 4; ++b) {
-        const Index yy = oy + a * s.dil_h, xx = ox + b * s.dil_w;
-        g.out[a * 4 + b][l] = yy < oh && xx < ow ? std::int32_t((n - g.image) * ys + yy * ow + xx) : -1;
-      }
-  }
+  winograd::detail::lane_offsets<4>(s, ny, nx, t0, count, g.image, g.in, g.out);
   // Runs: a new one where the image or the tile row changes.
   g.runs = 0;
   const Index d = s.dil_w;
