@@ -15,15 +15,19 @@
 //         [0  4  0 -5 0 1]         [  0     0    1 ]
 //
 // Accuracy: the entries up to 8 and the 1/6, 1/24 of G cost about a decimal digit against F(2x2): with random
-// data, max |error| / max |y| of one layer in float32 measured 1.7e-6 to 3.0e-6 for 64 to 1024 input channels
-// (F(2x2) and the direct sum: 2e-7 to 3e-7); the tests bound it at 2e-5 against a double-precision loop.
+// data, max |error| / max |y| of one 4x4 tile in float32 measured 1.7e-6 to 3.0e-6 for 64 to 1024 input channels
+// (the direct sum: 2e-7 to 3e-7); over whole layers the kernel tests measured up to 1.2e-5 (300 channels; F(2x2)
+// stays under 1e-5 there) and bound it at 5e-5 against a double-precision loop.
 // Dilation d works as in winograd.hpp: a tile is the outputs oy + {0, d, 2d, 3d} (likewise x), its patch the input
 // at oy - pad + {0, d, ..., 5d}; tile origins along an axis are the t with t mod 4d < d.
 //
-// Where it is taken (worthwhile4): where the tiles waste few outputs (a plane of 4k x 4k, or 14x14 at 77%), the
-// channels are many enough for the transforms (gathers and scatters, one per patch entry and output per 16 tiles
-// and channel) to stay small against the 36 GEMMs, and there are enough tiles to keep both GEMM dimensions wide.
-// HW1_WINOGRAD4=0 in the environment turns it off (conv2d then takes F(2x2) as before).
+// Where it is taken (worthwhile4): 64+ channels in and out, at least 3/4 of the computed outputs real (planes of
+// 4k x 4k exactly; 14x14 at 77%), and 64+ tiles per thread (the weight transform, 36 values per kernel, must pay
+// off). Measured per layer (hw1-bench --row winograd-layers, 2 threads, AMD family 25): 1.14x (ResNet's 14x14,
+// 256 channels, batch 8) to 1.48x (DeepLab's dilated 64x64, 512 channels) faster than F(2x2); 32 tiles (7x7,
+// batch 8) ran 1.55x slower, and with gathers and scatters everywhere 64 channels at 56x56 ran 9% slower (hence the
+// row stores and loads below). HW1_WINOGRAD4=0 in the environment turns it off (conv2d then takes F(2x2) as before).
+
 #pragma once
 #include <algorithm>
 #include <cstdint>
