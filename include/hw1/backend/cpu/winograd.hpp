@@ -107,23 +107,30 @@ inline Index channel_blocks(Index C) { return (C + kChannels - 1) / kChannels; }
 inline Index u_offset(Index O, Index C, Index xi, Index c0) {  // of the block of channel c0
   return ((xi * channel_blocks(C) + c0 / kChannels) * O) * kULd;
 }
-inline Index u_size(Index O, Index C) { return 16 * channel_blocks(C) * O * kULd; }
+inline Index u_size(Index O, Index C, Index points = 16) { return points * channel_blocks(C) * O * kULd; }
+
+// The 3x3 kernels from input channels [c, c + 16) (masked to C) to output channel o, as g[k] = tap k of the 16
+// kernels, read from w as transform_weights (below and in winograd4.hpp) reads it.
+inline void load_kernels(const float* w, Index O, Index C, Index o, Index c, bool flipped, __m512* g) {
+  const __m512i taps = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(int(flipped ? O * 9 : 9)));
+  const __mmask16 m = lane_mask(C - c);
+  const float* src = flipped ? w + (c * O + o) * 9 : w + (o * C + c) * 9;
+  for (int k = 0; k < 9; ++k)
+    g[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, taps, src + (flipped ? 8 - k : k), 4);
+}
 
 // Fills U (above) from w [O][C][3][3], 16 input channels per step. flipped: w is [C][O][3][3] instead, and
 // kernel (o, c) is w[c][o] rotated by 180 degrees (the convolution that gives w's input gradient), read in place
 // rather than transposed into a copy first.
 inline void transform_weights(const float* w, Index O, Index C, float* U, bool flipped = false) {
-  const __m512i taps = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32(int(flipped ? O * 9 : 9)));
   const __m512 half = _mm512_set1_ps(0.5f);
 #pragma omp parallel for schedule(static)
   for (Index o = 0; o < O; ++o)
     for (Index c = 0; c < C; c += 16) {
       const __mmask16 m = lane_mask(C - c);
-      const float* src = flipped ? w + (c * O + o) * 9 : w + (o * C + c) * 9;
       __m512 g[9];
-      for (int k = 0; k < 9; ++k)
-        g[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, taps, src + (flipped ? 8 - k : k), 4);
+      load_kernels(w, O, C, o, c, flipped, g);
       __m512 t[12];  // G g: 4 rows of 3
       for (int j = 0; j < 3; ++j) {
         const __m512 g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];

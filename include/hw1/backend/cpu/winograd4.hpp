@@ -70,22 +70,17 @@ inline bool worthwhile4(const Conv2dShape& s) {
 #if defined(__AVX512F__)
 namespace detail4 {
 
-using winograd::detail::channel_blocks;
 using winograd::detail::kChannels;
 using winograd::detail::kULd;
+using winograd::detail::load_kernels;
 using winograd::detail::round_up;
+using winograd::detail::u_offset;  // the same layout as F(2x2)'s U, with 36 points instead of 16
+using winograd::detail::u_size;
 
 constexpr Index kMaxTiles = 128;  // tiles per block: 36 V and M matrices of a block stay in L2 / L3
 
-inline Index u_offset(Index O, Index C, Index xi, Index c0) {
-  return ((xi * channel_blocks(C) + c0 / kChannels) * O) * kULd;
-}
-inline Index u_size(Index O, Index C) { return 36 * channel_blocks(C) * O * kULd; }
-
 // U[xi] = (G g G^T)[xi] of each kernel, laid out as winograd.hpp's U (O x kc blocks, rows kULd apart), 36 points.
 inline void transform_weights(const float* w, Index O, Index C, float* U, bool flipped) {
-  const __m512i taps = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32(int(flipped ? O * 9 : 9)));
   const __m512 q4 = _mm512_set1_ps(0.25f), s6 = _mm512_set1_ps(-1.f / 6), a24 = _mm512_set1_ps(1.f / 24),
                b12 = _mm512_set1_ps(1.f / 12), c6 = _mm512_set1_ps(1.f / 6);
   // G applied to 3 values: 6 values.
@@ -103,10 +98,8 @@ inline void transform_weights(const float* w, Index O, Index C, float* U, bool f
   for (Index o = 0; o < O; ++o)
     for (Index c = 0; c < C; c += 16) {
       const __mmask16 m = lane_mask(C - c);
-      const float* src = flipped ? w + (c * O + o) * 9 : w + (o * C + c) * 9;
       __m512 g[9];
-      for (int k = 0; k < 9; ++k)
-        g[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, taps, src + (flipped ? 8 - k : k), 4);
+      load_kernels(w, O, C, o, c, flipped, g);
       __m512 t[18];  // G g: 6 rows of 3 (t[i * 3 + j])
       for (int j = 0; j < 3; ++j) {
         __m512 r[6];
@@ -354,7 +347,7 @@ inline void forward4(const Conv2dShape& s, const float* x, const float* w, const
   using namespace detail4;
   const Index C = s.cin, O = s.cout;
   const Index plane = Index(s.h) * s.w, xs = C * plane, oplane = Index(s.out_h()) * s.out_w(), ys = O * oplane;
-  float* U = scratch<float, 9>(std::size_t(u_size(O, C)));
+  float* U = scratch<float, 9>(std::size_t(u_size(O, C, 36)));
   transform_weights(w, O, C, U, flipped_w);
   const Index ny = tile_count4(s.out_h(), s.dil_h), nx = tile_count4(s.out_w(), s.dil_w), tiles = Index(s.n) * ny * nx;
   const Index nt = max_threads(), panels = (tiles + pgemm::kNR - 1) / pgemm::kNR;
