@@ -352,6 +352,8 @@ BOOST_AUTO_TEST_CASE(f4_epilogue_and_flipped_kernel, *boost::unit_test::precondi
 // conv2d_forward and conv2d_backward's dX take F(4x4) where worthwhile4() (layer-like shapes with 64+ channels),
 // and match the definition.
 BOOST_AUTO_TEST_CASE(conv2d_through_f4, *boost::unit_test::precondition(Available4)) {
+  // worthwhile4 asks 64+ tiles per thread: 2 threads, so that these shapes take F(4x4) on any machine.
+  const Threads threads(2);
   std::uint64_t seed = 3000;
   for (const auto& s : {conv3x3(8, 128, 14, 14, 130, 1, 1, 1, 1), conv3x3(2, 130, 32, 32, 128, 2, 2, 2, 2)}) {
     BOOST_TEST_CONTEXT(describe(s)) {
