@@ -16,6 +16,7 @@ const char* kUsage =
     "usage: hw1-forward --model resnet101|fcn32s|deeplabv3 --num-classes K --weights W.safetensors\n"
     "                   --input X.safetensors --output Y.safetensors [--train]\n"
     "                   [--grad-output G.safetensors --grads D.safetensors] [--seed S] [--dtype float32|float64]\n"
+    "                   [--trace-algorithms]\n"
     "  X holds tensor `input` [N,3,H,W]; Y receives `output` ([N,K] or [N,K,H,W]).\n"
     "  --train       batch norm uses batch statistics (Y also holds every updated running_mean/running_var);\n"
     "                dropout probabilities are treated as 0 so the run is deterministic.\n"
@@ -23,12 +24,14 @@ const char* kUsage =
     "                the input under `input` and of every trainable parameter under its name.\n"
     "  --weights     may be omitted to use a seeded random initialisation (--seed, default 0).\n"
     "  --dtype       compute in float32 (default) or float64 (the same templates, for checking against a\n"
-    "                float64 reference); outputs are written in that precision.\n";
+    "                float64 reference); outputs are written in that precision.\n"
+    "  --trace-algorithms  print how many convolution calls took each CPU algorithm (a line 'algorithms: ...';\n"
+    "                the selector's choices depend on shape, thread count and CPU: tests/parity checks them).\n";
 
 struct Args {
   std::string model, weights, input, output, grad_output, grads, dtype = "float32";
   int num_classes = 0;
-  bool train = false;
+  bool train = false, trace = false;
   std::uint64_t seed = 0;
 };
 
@@ -48,8 +51,8 @@ Args parse(int argc, char** argv) {
       std::cout << kUsage;
       std::exit(0);
     }
-    if (k == "--train") {
-      a.train = true;
+    if (k == "--train" || k == "--trace-algorithms") {
+      (k == "--train" ? a.train : a.trace) = true;
       continue;
     }
     if (i + 1 >= argc) throw UsageError("option " + k + " needs a value");
@@ -132,6 +135,7 @@ int run(Net& net, const Args& a, std::optional<hw1::SafeTensors>& weights) {
             << std::chrono::duration<double, std::milli>(t1 - t0).count() << " ms";
   if (!a.grads.empty()) std::cout << ", backward " << backward_ms << " ms";
   std::cout << (a.train ? " (train mode)" : " (eval mode)") << "\n";
+  if (a.trace) std::cout << "algorithms: " << hw1::cpu::algo_counts_str() << "\n";
   return 0;
 }
 

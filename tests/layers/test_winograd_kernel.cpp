@@ -349,13 +349,16 @@ BOOST_AUTO_TEST_CASE(f4_epilogue_and_flipped_kernel, *boost::unit_test::precondi
   }
 }
 
-// conv2d_forward and conv2d_backward's dX take F(4x4) where worthwhile4() (layer-like shapes with 64+ channels),
-// and match the definition.
+// conv2d_forward takes F(4x4) where worthwhile4() (layer-like shapes with 64+ channels) outside training, and
+// F(2x2) in the forward of a pass that will be back-propagated and for dX (winograd4.hpp: F(4x4) in training only
+// with HW1_WINOGRAD4=train); each matches the definition, and the trace counters show which one ran.
 BOOST_AUTO_TEST_CASE(conv2d_through_f4, *boost::unit_test::precondition(Available4)) {
   // worthwhile4 asks 64+ tiles per thread: 2 threads, so that these shapes take F(4x4) on any machine.
   const Threads threads(2);
+  namespace cpu = hw1::cpu;
+  const bool f4_in_training = wg::in_training_requested();
   std::uint64_t seed = 3000;
-  for (const auto& s : {conv3x3(8, 128, 14, 14, 130, 1, 1, 1, 1), conv3x3(2, 130, 32, 32, 128, 2, 2, 2, 2)}) {
+  for (auto s : {conv3x3(8, 128, 14, 14, 130, 1, 1, 1, 1), conv3x3(2, 130, 32, 32, 128, 2, 2, 2, 2)}) {
     BOOST_TEST_CONTEXT(describe(s)) {
       const Conv2dShape t{s.n, s.cout, s.out_h(), s.out_w(), s.cin, 3, 3, 1, 1, 2 * s.dil_h - s.pad_h,
                           2 * s.dil_w - s.pad_w, s.dil_h, s.dil_w};
@@ -365,11 +368,23 @@ BOOST_AUTO_TEST_CASE(conv2d_through_f4, *boost::unit_test::precondition(Availabl
       const auto w = hw1::test::random_vector(std::size_t(s.cout) * s.cin * 9, seed + 1);
       const auto g = hw1::test::random_vector(std::size_t(s.n) * s.cout * s.out_h() * s.out_w(), seed + 2);
       const auto xf = to_float(x), wf = to_float(w), gf = to_float(g);
-      std::vector<float> y(g.size(), std::nanf("")), dx(x.size(), std::nanf(""));
-      hw1::cpu::conv2d_forward<float>(s, xf.data(), wf.data(), nullptr, y.data());
-      BOOST_TEST(rel_error(y, reference(s, x, w)) < kF4Bound);
-      hw1::cpu::conv2d_backward<float>(s, xf.data(), wf.data(), gf.data(), dx.data(), nullptr, nullptr);
-      BOOST_TEST(rel_error(dx, reference_dx(s, w, g)) < kF4Bound);
+      const auto want = reference(s, x, w);
+      for (const bool training : {false, true}) {
+        s.backward_follows = training;
+        cpu::reset_algo_counts();
+        std::vector<float> y(g.size(), std::nanf(""));
+        cpu::conv2d_forward<float>(s, xf.data(), wf.data(), nullptr, y.data());
+        const bool f4 = !training || f4_in_training;
+        BOOST_TEST(cpu::algo_count(cpu::Algo::fwd_f4) == (f4 ? 1 : 0), "training " << training);
+        BOOST_TEST(cpu::algo_count(cpu::Algo::fwd_f2) == (f4 ? 0 : 1), "training " << training);
+        BOOST_TEST(rel_error(y, want) < (f4 ? kF4Bound : 1e-5), "training " << training);
+      }
+      cpu::reset_algo_counts();
+      std::vector<float> dx(x.size(), std::nanf(""));
+      cpu::conv2d_backward<float>(s, xf.data(), wf.data(), gf.data(), dx.data(), nullptr, nullptr);
+      BOOST_TEST(cpu::algo_count(cpu::Algo::dx_f4) == (f4_in_training ? 1 : 0));
+      BOOST_TEST(cpu::algo_count(cpu::Algo::dx_f2) == (f4_in_training ? 0 : 1));
+      BOOST_TEST(rel_error(dx, reference_dx(s, w, g)) < (f4_in_training ? kF4Bound : 1e-5));
     }
   }
 }

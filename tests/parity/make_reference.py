@@ -2,7 +2,7 @@
 """Generate PyTorch float64 reference data for the hw1 parity tests (see README.md in this folder).
 
   make_reference.py --model resnet101|fcn32s|deeplabv3 --num-classes K --shape N,3,H,W --seed S \
-                    --mode eval|train --out DIR
+                    --mode eval|train --out DIR [--input normal|smooth] [--threads T]
   make_reference.py --self-test
 """
 import argparse
@@ -75,6 +75,16 @@ def randomise(model, gen, calib):
             h.remove()
 
 
+def smooth(shape, gen):
+    """Image-like input: N(0, 1) values 8 pixels apart, bilinearly interpolated, x1.5, plus 0.3 N(0, 1) noise.
+
+    Spatially correlated, as natural images and their activations are (iid inputs are kinder to Winograd)."""
+    n, c, h, w = shape
+    lo = torch.randn([n, c, max(2, h // 8), max(2, w // 8)], generator=gen)
+    up = nn.functional.interpolate(lo, size=(h, w), mode="bilinear", align_corners=False)
+    return up * 1.5 + 0.3 * torch.randn(shape, generator=gen)
+
+
 def run(model, x, gy, train, dtype):
     """One forward + backward in `dtype`; returns ({output [, running stats]}, {input, parameter grads})."""
     m = copy.deepcopy(model).to(dtype)
@@ -128,9 +138,10 @@ def generate(a):
     for m in model.modules():
         if isinstance(m, (nn.Dropout, nn.Dropout2d)):
             m.p = 0.0  # dropout is the identity in eval and must be deterministic in train mode
-    randomise(model, gen, torch.randn(shape, generator=gen))
+    draw = (lambda: smooth(shape, gen)) if a.input == "smooth" else (lambda: torch.randn(shape, generator=gen))
+    randomise(model, gen, draw())
     model.eval()
-    x = torch.randn(shape, generator=gen)
+    x = draw()
     out_shape = [shape[0], a.num_classes] + ([] if a.model == "resnet101" else shape[2:])
     gy = torch.randn(out_shape, generator=gen)
 
@@ -148,7 +159,7 @@ def generate(a):
 
     os.makedirs(a.out, exist_ok=True)
     meta = {"model": a.model, "num_classes": str(a.num_classes), "shape": a.shape, "seed": str(a.seed),
-            "mode": a.mode, "torch": torch.__version__, "torchvision": torchvision.__version__}
+            "mode": a.mode, "input": a.input, "torch": torch.__version__, "torchvision": torchvision.__version__}
     sd = {n: (t.numpy() if n.endswith("num_batches_tracked") else t.float().numpy())
           for n, t in model.state_dict().items()}
     p = lambda f: os.path.join(a.out, f)  # noqa: E731
@@ -240,6 +251,8 @@ def main():
     ap.add_argument("--mode", choices=["eval", "train"], default="eval")
     ap.add_argument("--out")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--input", choices=["normal", "smooth"], default="normal",
+                    help="input (and calibration batch): iid N(0, 1), or image-like spatially correlated values")
     a = ap.parse_args()
     if a.self_test:
         return self_test()

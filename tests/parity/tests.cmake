@@ -24,11 +24,30 @@ foreach(case IN ITEMS "resnet101;50;11" "fcn32s;7;12" "deeplabv3;7;13")
     set_tests_properties(parity.${model}.${mode} PROPERTIES LABELS "parity" RESOURCE_LOCK hw1_disk)
   endforeach()
 endforeach()
-# One case at a size where the float 3x3 layers take Winograd F(4x4,3x3) (winograd4.hpp: 64+ tiles per thread,
-# hence 2 threads here), forward and input gradient, in training mode: DeepLabv3 at 2x3x256x256.
-add_test(NAME parity.deeplabv3.train.f4
-         COMMAND ${CMAKE_CURRENT_LIST_DIR}/run_parity.sh ${HW1_TORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/make_reference.py
-                 $<TARGET_FILE:parity_check> $<TARGET_FILE:hw1-forward> ${CMAKE_BINARY_DIR}/parity/deeplabv3-train-f4
-                 deeplabv3 7 2,3,256,256 14 train)
-set_tests_properties(parity.deeplabv3.train.f4 PROPERTIES LABELS "parity" RESOURCE_LOCK hw1_disk
-                     ENVIRONMENT "OMP_NUM_THREADS=2")
+# Cases at sizes where the selector takes each CPU algorithm, 2 threads (the choices depend on the thread count), with
+# the algorithms asserted (parity_check.cpp, hw1-forward --trace-algorithms): HW1_PARITY_EXPECT for the float32 run
+# with gradients, HW1_PARITY_EXPECT_INFERENCE for the inference run of eval cases. Winograd F(4x4) serves inference
+# only (winograd4.hpp): the eval cases show it taken there and kept out of the pass with gradients, the train
+# cases keep it out of training. F(2x2) forward, input and weight gradients, the packed 1x1 gradients and the dense
+# 2x2-map convolutions each run in at least one case.
+set(_hw1_no_f4 "fwd_f4=0 dx_f4=0 fwd_f2>0 dx_f2>0 dw_f2>0")
+function(hw1_parity_case name model k shape seed mode expect expect_inference)
+  set(env "OMP_NUM_THREADS=2" "HW1_PARITY_EXPECT=${expect}")
+  if(expect_inference)
+    list(APPEND env "HW1_PARITY_EXPECT_INFERENCE=${expect_inference}")
+  endif()
+  list(APPEND env ${ARGN})
+  add_test(NAME parity.${name}
+           COMMAND ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/run_parity.sh ${HW1_TORCH_PYTHON}
+                   ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/make_reference.py $<TARGET_FILE:parity_check>
+                   $<TARGET_FILE:hw1-forward> ${CMAKE_BINARY_DIR}/parity/${name} ${model} ${k} ${shape} ${seed} ${mode})
+  set_tests_properties(parity.${name} PROPERTIES LABELS "parity" RESOURCE_LOCK hw1_disk ENVIRONMENT "${env}")
+endfunction()
+hw1_parity_case(resnet101.train.dense2x2 resnet101 50 4,3,32,32 15 train "fwd_dense2x2>0 dx_dense2x2>0 dw_dense2x2>0" "")
+hw1_parity_case(resnet101.eval.f4 resnet101 50 2,3,128,128 16 eval "${_hw1_no_f4} dx_packed1x1>0 dw_packed1x1>0" "fwd_f4>0")
+hw1_parity_case(fcn32s.eval.f4 fcn32s 7 4,3,70,45 17 eval "${_hw1_no_f4}" "fwd_f4>0")
+hw1_parity_case(fcn32s.train.f4 fcn32s 7 4,3,70,45 18 train "${_hw1_no_f4}" "")
+hw1_parity_case(deeplabv3.eval.f4 deeplabv3 7 1,3,256,256 19 eval "${_hw1_no_f4}" "fwd_f4>0")
+hw1_parity_case(deeplabv3.train.f4 deeplabv3 7 2,3,256,256 14 train "${_hw1_no_f4}" "")
+# F(4x4) in training on request (HW1_WINOGRAD4=train): outside the default, still held to the parity rule.
+hw1_parity_case(fcn32s.train.f4-opt-in fcn32s 7 4,3,70,45 18 train "fwd_f4>0 dx_f4>0" "" "HW1_WINOGRAD4=train")

@@ -40,6 +40,7 @@ class Conv2dLayer : public LayerBase<In, Out, B> {
 
   tensor forward(context& c, tensor x) {
     tensor y = output_for(x);
+    s_.backward_follows = c.record;
     B::conv2d_forward(s_, x.data(), c.w(w_), Bias ? c.w(b_) : nullptr, y.data());
     if (c.record) x_ = std::move(x);
     return y;

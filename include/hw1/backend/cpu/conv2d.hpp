@@ -22,6 +22,7 @@
 #include "hw1/backend/cpu/conv2d_shape.hpp"
 #include "hw1/backend/cpu/gemm.hpp"
 #include "hw1/backend/cpu/pgemm.hpp"
+#include "hw1/backend/cpu/trace.hpp"
 #include "hw1/backend/cpu/winograd.hpp"
 #include "hw1/backend/cpu/winograd4.hpp"
 #include "hw1/core/error.hpp"
@@ -697,11 +698,12 @@ void forward(const Conv2dShape& s, const T* x, const T* w, Index ldw, const T* b
   }
   if constexpr (std::is_same_v<T, float>) {
 #if defined(__AVX512F__)
-    if (detail::dense_2x2(s)) return detail::conv3x3_dense_2x2(s, x, w, scale, shift, relu, y, res);
+    if (detail::dense_2x2(s)) return count(Algo::fwd_dense2x2), detail::conv3x3_dense_2x2(s, x, w, scale, shift, relu, y, res);
 #endif
-    if (winograd::worthwhile4(s)) return winograd::forward4(s, x, w, scale, shift, relu, y, res);
-    if (winograd::worthwhile(s)) return winograd::forward(s, x, w, scale, shift, relu, y, res);
+    if (winograd::worthwhile4_forward(s)) return count(Algo::fwd_f4), winograd::forward4(s, x, w, scale, shift, relu, y, res);
+    if (winograd::worthwhile(s)) return count(Algo::fwd_f2), winograd::forward(s, x, w, scale, shift, relu, y, res);
   }
+  count(Algo::fwd_gemm);
   const detail::Groups gr = detail::image_groups(s.n, K, P, xs);
   // Rows of W a multiple of 512 floats apart make pgemm copy W's blocks on every call (its aliasing note): with
   // more than one call here, W is copied once instead, to rows 16 floats longer (ResNet's 1x1 convolutions of
@@ -898,8 +900,8 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
 #if defined(__AVX512F__)
     if (detail::dense_2x2(s)) {  // dX and dW as whole-image GEMMs (conv3x3_dense_2x2)
       const Conv2dShape t{s.n, s.cout, 2, 2, s.cin, 3, 3, 1, 1, 1, 1, 1, 1};
-      if (dx) detail::conv3x3_dense_2x2(t, dy, w, nullptr, nullptr, false, dx, nullptr, true);
-      if (dw) detail::conv3x3_dense_2x2_weight_grad(s, x, dy, dw);
+      if (dx) count(Algo::dx_dense2x2), detail::conv3x3_dense_2x2(t, dy, w, nullptr, nullptr, false, dx, nullptr, true);
+      if (dw) count(Algo::dw_dense2x2), detail::conv3x3_dense_2x2_weight_grad(s, x, dy, dw);
       return;
     }
 #endif
@@ -917,6 +919,7 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
             for (Index o = o0; o < std::min<Index>(s.cout, o0 + 16); ++o) wt[c * ld + o] = w[o * s.cin + c];
       const Conv2dShape t{s.n, s.cout, s.h, s.w, s.cin, 1, 1, 1, 1, 0, 0, 1, 1};
       detail::forward<T>(t, dy, wt, ld, nullptr, nullptr, nullptr, false, dx, nullptr);
+      recount(Algo::fwd_gemm, Algo::dx_packed1x1);  // a gradient, computed as a forward
       dx = nullptr;
     }
 #if defined(__AVX512F__)
@@ -935,11 +938,13 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
             pgemm::gemm(s.cout, c1 - c0, kb, dy + n * ys + p0, P, false, col, dw + c0, K, true);
           }
       }
+      count(Algo::dw_packed1x1);
       dw = nullptr;
     }
 #endif
     if (dw && winograd::worthwhile_weight_grad(s)) {
       winograd::weight_grad(s, x, dy, dw);
+      count(Algo::dw_f2);
       dw = nullptr;
     }
     // dX of a 3x3 stride-1 convolution is itself one: dY through the flipped, transposed kernel
@@ -950,14 +955,17 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
                   s.dil_h, s.dil_w};
     if (dx && Index(s.h) * s.w >= 100 && t.pad_h >= 0 && t.pad_w >= 0 && winograd::worthwhile(t) &&
         t.out_h() == s.h && t.out_w() == s.w) {
-      if (winograd::worthwhile4(t))
-        winograd::forward4(t, dy, w, nullptr, nullptr, false, dx, nullptr, true);  // W' read in place
+      // F(4x4) only on request (HW1_WINOGRAD4=train, winograd4.hpp).
+      if (winograd::worthwhile4_input_grad(t))
+        count(Algo::dx_f4), winograd::forward4(t, dy, w, nullptr, nullptr, false, dx, nullptr, true);  // W' in place
       else
-        winograd::forward(t, dy, w, nullptr, nullptr, false, dx, nullptr, true);
+        count(Algo::dx_f2), winograd::forward(t, dy, w, nullptr, nullptr, false, dx, nullptr, true);
       dx = nullptr;
     }
   }
   if (!dx && !dw) return;
+  if (dx) count(Algo::dx_gemm);
+  if (dw) count(Algo::dw_gemm);
   const detail::Groups gr = detail::image_groups(s.n, K, P, xs);
   if (gr.most > 1) {
     // Group i (images [n0, n0 + ni)), input channels [c0, c1) (column rows [r0, r0 + nr)), with dYg and colg the

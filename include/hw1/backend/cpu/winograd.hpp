@@ -49,11 +49,20 @@ inline double utilization(const Conv2dShape& s, Index m = 2) {
   return double(oh * ow) / double(m * m * tile_count(oh, s.dil_h, m) * tile_count(ow, s.dil_w, m));
 }
 
+// The run-time switch beside HW1_WINOGRAD (set_enabled(false): conv2d takes its GEMM paths), for programs that
+// compare the algorithms in one process (bench/winograd_accuracy.cpp, the kernel tests). Not for use while
+// convolutions run on other threads.
+inline bool& switched_on() {
+  static bool on = true;
+  return on;
+}
+inline void set_enabled(bool on) { switched_on() = on; }
+
 // Whether this build has the path and the environment leaves it on (HW1_WINOGRAD=0 / off turns it off).
 inline bool enabled() {
 #if defined(__AVX512F__)
   static const bool on = !env_off("HW1_WINOGRAD");
-  return on && pgemm::enabled();
+  return on && switched_on() && pgemm::enabled();
 #else
   return false;
 #endif
