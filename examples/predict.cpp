@@ -43,7 +43,7 @@ const char* kUsage =
     "                   colours at the input's resolution (fcn32s / deeplabv3 checkpoints).\n"
     "  Several --checkpoint: ensemble, majority vote of the members' labels (per image, or per pixel), ties\n"
     "                   broken by the highest mean softmax probability among the tied labels.\n"
-    "  --batch-size N   images per forward pass (default 32 for classifiers, 2 for segmenters).\n"
+    "  --batch-size N   images per forward pass, 1..65536 (default 32 for classifiers, 2 for segmenters).\n"
     "  --device D       cpu (default) | cuda | cuda:N (a build with the CUDA backend): where the networks run.\n"
     "  --precision P    cuda only: float32 (default; TF32 off) | tf32 | fp16 | bf16 (convolutions in 16 bits with\n"
     "                   float32 accumulation, the rest float32).\n"
@@ -216,7 +216,7 @@ int run(int argc, char** argv) {
   if (cli.has("--csv") == cli.has("--masks")) throw hw1::UsageError("give exactly one of --csv OUT.csv and --masks OUT_DIR");
   const bool seg = cli.has("--masks");
   const std::string out = seg ? cli.str("--masks") : cli.str("--csv");
-  const auto batch = std::size_t(cli.integer("--batch-size", seg ? 2 : 32, 1));
+  const auto batch = std::size_t(cli.integer("--batch-size", seg ? 2 : 32, 1, hw1::kMaxBatch));
   const bool skip_bad = cli.flag("--skip-bad");
 
   // Everything that can be checked is checked before anything is written.

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -367,6 +368,70 @@ BOOST_AUTO_TEST_CASE(tsne_small) {
                         p(W / "tsne" / "u.png"));
   BOOST_TEST(r.rc == 1);
   BOOST_TEST(r.err.find("is a deeplabv3 checkpoint") != std::string::npos);
+}
+
+// Bad values on the command line: one line, exit status 2, and no output file or folder created (a fresh path
+// each time; the existing CSV keeps its bytes).
+BOOST_AUTO_TEST_CASE(cli_refusals) {
+  const auto a = " --checkpoint " + p(W / "ckpt/A.safetensors");
+  const auto f1 = " --checkpoint " + p(W / "ckpt/F1.safetensors");
+  const auto val = " --images " + p(W / "cls/val_50");
+  const auto fresh = W / "cli_fresh";
+  const auto kept = W / "cli_kept.csv";
+  { std::ofstream(kept) << "mine\n"; }
+  fs::remove_all(fresh);
+  auto refused = [&](const std::string& prog, const std::string& args, const std::string& text) {
+    const auto r = run(prog, args);
+    BOOST_TEST(r.rc == 2, args << " -> " << r.rc << "\n" << r.err);
+    BOOST_TEST(r.err.find(text) != std::string::npos, "expected \"" << text << "\" in:\n" << r.err);
+    BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1, r.err);  // one line, not the usage after it
+    BOOST_TEST(r.out.empty(), r.out);
+    BOOST_TEST(!fs::exists(fresh), fresh << " was created by: " << args);
+    BOOST_TEST(slurp(kept) == "mine\n");
+    fs::remove_all(fresh);
+  };
+  // hw1-predict
+  refused(HW1_PREDICT, a + val + " --csv " + p(fresh / "p.csv") + " --batch-size 4294967296",
+          "--batch-size needs an integer in 1..65536, got '4294967296'");
+  refused(HW1_PREDICT, a + val + " --csv " + p(fresh / "p.csv") + " --batch-size 0",
+          "--batch-size needs an integer in 1..65536, got '0'");
+  refused(HW1_PREDICT, f1 + " --images " + p(W / "seg") + " --masks " + p(fresh) + " --batch-size -2",
+          "--batch-size needs an integer in 1..65536, got '-2'");
+  refused(HW1_PREDICT, a + val + " --csv --force", "--csv needs a file name, got the flag --force");
+  refused(HW1_PREDICT, a + val + " --csv " + p(kept) + " --force --batch-size x", "--batch-size needs an integer in 1..65536, got 'x'");
+  refused(HW1_PREDICT, f1 + " --images " + p(W / "seg") + " --masks --force", "--masks needs a folder, got the flag --force");
+  refused(HW1_PREDICT, " --checkpoint --images " + p(W / "seg") + " --masks " + p(fresh), "--checkpoint needs a file, got the flag --images");
+  // hw1-tsne
+  const auto tsne = a + val + " --out " + p(fresh / "t.png");
+  refused(HW1_TSNE, tsne + " --perplexity nan", "--perplexity needs a number > 0, got 'nan'");
+  refused(HW1_TSNE, tsne + " --perplexity -inf", "--perplexity needs a number > 0, got '-inf'");
+  refused(HW1_TSNE, tsne + " --iterations 4294967297", "--iterations needs an integer in 1..1000000, got '4294967297'");
+  refused(HW1_TSNE, tsne + " --batch-size 65537", "--batch-size needs an integer in 1..65536, got '65537'");
+  refused(HW1_TSNE, tsne + " --limit 1", "--limit needs an integer >= 2, got '1'");
+  refused(HW1_TSNE, tsne + " --seed 1e3", "--seed needs an integer >= 0, got '1e3'");
+  refused(HW1_TSNE, a + val + " --out --force", "--out needs a .png file name, got the flag --force");
+  // hw1-make-data: the counts are checked before --force removes anything.
+  const auto made = W / "cli_made";
+  fs::remove_all(made);
+  BOOST_REQUIRE_EQUAL(run(HW1_MAKE_DATA, "--kind classification --out " + p(made) +
+                                             " --classes 2 --train-per-class 1 --val-per-class 1 --seed 2").rc, 0);
+  const auto image = slurp(made / "val_50" / "1_1.png");
+  BOOST_REQUIRE(!image.empty());
+  refused(HW1_MAKE_DATA, "--kind classification --out " + p(made) + " --seed 2 --force --classes 4294967298",
+          "--classes needs an integer in 2..1000, got '4294967298'");
+  refused(HW1_MAKE_DATA, "--kind classification --out " + p(made) + " --seed 2 --force --val-per-class -1",
+          "--val-per-class needs an integer in 0..100000, got '-1'");
+  BOOST_TEST(slurp(made / "val_50" / "1_1.png") == image);  // --force removed nothing
+  refused(HW1_MAKE_DATA, "--kind segmentation --out " + p(fresh) + " --seed 2 --size 8", "--size needs an integer in 16..8192, got '8'");
+  refused(HW1_MAKE_DATA, "--kind segmentation --out " + p(fresh) + " --seed 2 --train 0", "--train needs an integer in 1..100000, got '0'");
+  refused(HW1_MAKE_DATA, "--kind segmentation --out " + p(fresh) + " --seed -1", "--seed needs an integer >= 0, got '-1'");
+  refused(HW1_MAKE_DATA, "--kind segmentation --out --force --seed 1", "--out needs a folder, got the flag --force");
+  refused(HW1_MAKE_DATA, "--kind segmentation --out " + p(fresh) + " --seed 1 --train --val 3",
+          "--train needs an integer, got the flag --val");
+  // hw1-miou
+  refused(HW1_MIOU, "--gt --pred " + p(W / "seg"), "--gt needs a folder, got the flag --pred");
+  refused(HW1_MIOU, "--gt " + p(W / "seg") + " --pred", "--pred needs a folder, got nothing");
+  BOOST_TEST(!fs::exists("--force"));
 }
 
 BOOST_AUTO_TEST_CASE(make_data) {
