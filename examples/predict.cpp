@@ -75,6 +75,17 @@ Member load_member(const std::string& path, bool segmentation, bool cuda) {
   else
     info.expect_model({"resnet101"}, path + " (--csv)");
   if (info.num_classes < 1) throw hw1::Error(path + ": checkpoint metadata says num_classes " + std::to_string(info.num_classes));
+  // The metadata's class count must be the one the weights were trained with: the last layer's output rows
+  // (fc for ResNet101, classifier.4 for DeepLabv3, score_fr for FCN32s). A disagreement would otherwise build a
+  // network of the metadata's width and fail on a tensor shape, or vote over labels the network never had.
+  const std::string last = info.model == "resnet101" ? "fc.weight"
+                           : info.model == "fcn32s"  ? "score_fr.weight"
+                                                     : "classifier.4.weight";
+  if (!file.has(last)) throw hw1::Error(path + ": holds no " + last + "; not a " + info.model + " checkpoint");
+  if (const auto& shape = file.info(last).shape; shape.empty() || shape[0] != std::size_t(info.num_classes))
+    throw hw1::Error(path + ": its metadata says num_classes " + std::to_string(info.num_classes) + " but its " + last +
+                     " has " + (shape.empty() ? std::string("no") : std::to_string(shape[0])) +
+                     " output rows; the checkpoint is inconsistent (was its metadata edited?)");
   if (segmentation && info.num_classes > hw1::kSegClasses)
     throw hw1::Error(path + ": a segmenter with " + std::to_string(info.num_classes) +
                      " classes; the course colours cover " + std::to_string(hw1::kSegClasses));

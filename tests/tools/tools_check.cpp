@@ -434,6 +434,51 @@ BOOST_AUTO_TEST_CASE(cli_refusals) {
   BOOST_TEST(!fs::exists("--force"));
 }
 
+// hw1-predict reads num_classes from a checkpoint's metadata; a file whose metadata disagrees with its last
+// layer is refused with both numbers, before any output exists.
+BOOST_AUTO_TEST_CASE(predict_num_classes_mismatch) {
+  // Rewrites the safetensors header of `from` with metadata num_classes = k; the tensor bytes stay as they were.
+  auto relabel = [](const fs::path& from, const fs::path& to, int k) {
+    const std::string bytes = slurp(from);
+    BOOST_REQUIRE(bytes.size() > 8);
+    std::uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
+    auto header = nlohmann::ordered_json::parse(bytes.substr(8, n));
+    header["__metadata__"]["num_classes"] = std::to_string(k);
+    std::string h = header.dump();
+    while (h.size() % 8) h.push_back(' ');
+    std::string len(8, '\0');
+    for (int i = 0; i < 8; ++i) len[i] = char((std::uint64_t(h.size()) >> (8 * i)) & 0xff);
+    std::ofstream(to, std::ios::binary | std::ios::trunc) << len << h << bytes.substr(8 + n);
+    BOOST_REQUIRE_EQUAL(hw1::CheckpointInfo::from(hw1::SafeTensors::read(to.string())).num_classes, k);
+  };
+  const auto a5 = W / "ckpt" / "A_k5.safetensors", d6 = W / "ckpt" / "D5_k6.safetensors";
+  relabel(W / "ckpt" / "A.safetensors", a5, 5);  // fc.weight: [4, 2048]
+  relabel(W / "ckpt" / "D5.safetensors", d6, 6);  // classifier.4.weight: [7, 256, 1, 1]
+  const auto csv = W / "mismatch.csv", masks = W / "mismatch_masks";
+  fs::remove_all(csv);
+  fs::remove_all(masks);
+  auto r = predict(" --checkpoint " + p(a5) + " --images " + p(W / "cls/val_50") + " --csv " + p(csv));
+  BOOST_TEST(r.rc == 1);
+  BOOST_TEST(r.err.find("A_k5.safetensors: its metadata says num_classes 5 but its fc.weight has 4 output rows") !=
+                 std::string::npos, r.err);
+  BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1, r.err);
+  BOOST_TEST(!fs::exists(csv));
+  r = predict(" --checkpoint " + p(d6) + " --images " + p(W / "seg") + " --masks " + p(masks));
+  BOOST_TEST(r.rc == 1);
+  BOOST_TEST(r.err.find("D5_k6.safetensors: its metadata says num_classes 6 but its classifier.4.weight has 7 output rows") !=
+                 std::string::npos, r.err);
+  BOOST_TEST(!fs::exists(masks));
+  // In an ensemble too, whichever member disagrees.
+  r = predict(" --checkpoint " + p(W / "ckpt/A.safetensors") + " --checkpoint " + p(a5) + " --images " +
+              p(W / "cls/val_50") + " --csv " + p(csv));
+  BOOST_TEST(r.rc == 1);
+  BOOST_TEST(r.err.find("A_k5.safetensors: its metadata says num_classes 5") != std::string::npos, r.err);
+  BOOST_TEST(!fs::exists(csv));
+  fs::remove(a5);
+  fs::remove(d6);
+}
+
 BOOST_AUTO_TEST_CASE(make_data) {
   const auto d = W / "made";
   fs::remove_all(d);
