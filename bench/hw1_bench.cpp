@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
   return hw1::run_main("hw1-bench", usage, [&] {
     hw1::Cli cli(argc, argv, {"--row", "--iters", "--warmup"}, {}, usage);
     const std::string row = cli.required("--row");
-    const int iters = int(cli.integer("--iters", 5, 1)), warmup = int(cli.integer("--warmup", 1, 0));
+    const int iters = int(cli.integer("--iters", 5, 1, 1000000)), warmup = int(cli.integer("--warmup", 1, 0, 1000000));
     if (row == "sgemm") return sgemm(warmup, iters), 0;
     if (row == "pgemm") return pgemm_row(warmup, iters), 0;
     if (row == "fma-peak") return fma_peak(warmup, iters), 0;

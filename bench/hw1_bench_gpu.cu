@@ -96,9 +96,9 @@ int main(int argc, char** argv) {
   return hw1::run_main("hw1-bench-gpu", usage, [&] {
     hw1::Cli cli(argc, argv, {"--row", "--iters", "--warmup", "--precision", "--device"}, {}, usage);
     const std::string row = cli.required("--row");
-    const int iters = int(cli.integer("--iters", 10, 1)), warmup = int(cli.integer("--warmup", 3, 0));
+    const int iters = int(cli.integer("--iters", 10, 1, 1000000)), warmup = int(cli.integer("--warmup", 3, 0, 1000000));
     const std::string precision = cli.choice("--precision", "float32", {"float32", "tf32", "fp16", "bf16"});
-    hw1::gpu::use_device(int(cli.integer("--device", 0)), precision);
+    hw1::gpu::use_device(int(cli.integer("--device", 0, 0, 1023)), precision);
     const auto r = hw1::bench::parse_row(row);
     const bool train = r.train;
     const std::size_t size = r.size, batch = r.batch ? r.batch : 8;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -55,21 +56,29 @@ Args parse(int argc, char** argv) {
       (k == "--train" ? a.train : a.trace) = true;
       continue;
     }
-    if (i + 1 >= argc) throw UsageError("option " + k + " needs a value");
+    const bool number = k == "--num-classes" || k == "--seed";
+    const std::string noun = number ? "an integer" : k == "--model" || k == "--dtype" ? "a name" : "a file";
+    if (str.count(k) == 0 && !number) throw UsageError("unknown option " + k);
+    if (i + 1 >= argc) throw UsageError(k + " needs " + noun + ", got nothing");
     std::string v = argv[++i];
+    // A value never starts with "--" (as hw1::Cli): `--output --train` is a forgotten value.
+    if (v.rfind("--", 0) == 0) throw UsageError(k + " needs " + noun + ", got the flag " + v);
     if (auto it = str.find(k); it != str.end()) {
       *it->second = v;
-    } else if (k == "--num-classes" || k == "--seed") {
-      try {
-        std::size_t pos = 0;
-        long long n = std::stoll(v, &pos);
-        if (pos != v.size() || n < 0) throw 0;
-        (k == "--seed" ? (void)(a.seed = std::uint64_t(n)) : (void)(a.num_classes = int(n)));
-      } catch (...) {
-        throw UsageError("option " + k + " needs a non-negative integer, got '" + v + "'");
-      }
     } else {
-      throw UsageError("unknown option " + k);
+      // Plain decimal digits only (std::stoll would take spaces and '+'), in range: the seed is any 63-bit value,
+      // the class count 1..100000 (hw1::kMaxClasses), so a count cannot wrap in the int it is stored in.
+      const bool seed = k == "--seed";
+      const long long max = seed ? std::numeric_limits<long long>::max() : 100000;
+      try {
+        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) throw 0;
+        std::size_t pos = 0;
+        const long long n = std::stoll(v, &pos);
+        if (pos != v.size() || n < (seed ? 0 : 1) || n > max) throw 0;
+        (seed ? (void)(a.seed = std::uint64_t(n)) : (void)(a.num_classes = int(n)));
+      } catch (...) {
+        throw UsageError(k + (seed ? " needs an integer >= 0, got '" : " needs an integer in 1..100000, got '") + v + "'");
+      }
     }
   }
   if (a.model.empty()) throw UsageError("--model is required (resnet101, fcn32s or deeplabv3)");
@@ -167,7 +176,7 @@ int main(int argc, char** argv) {
     return a.dtype == "float64" ? dispatch<hw1::backend::cpu_t<double>>(a, weights)
                                 : dispatch<hw1::backend::cpu>(a, weights);
   } catch (const UsageError& e) {
-    std::cerr << "hw1-forward: " << e.what() << "\n" << kUsage;
+    std::cerr << "hw1-forward: " << e.what() << " (hw1-forward --help lists the options)\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "hw1-forward: error: " << e.what() << "\n";

@@ -38,16 +38,22 @@ int run(int argc, char** argv) {
   const hw1::Cli cli(argc, argv,
                      {"--kind", "--out", "--seed", "--classes", "--train-per-class", "--val-per-class", "--train",
                       "--val", "--size"},
-                     {"--force"}, kUsage);
+                     {"--force"}, kUsage, {{"--train", "an integer"}, {"--val", "an integer"}});
   const std::string kind = cli.choice("--kind", "", {"classification", "segmentation"});
   const std::string out = cli.required("--out");
   if (!cli.has("--seed")) throw hw1::UsageError("--seed is required (the data are a function of it)");
-  const auto seed = std::uint64_t(cli.integer("--seed", 0));
+  const auto seed = std::uint64_t(cli.integer("--seed", 0, 0, hw1::kMaxSeed));
   const bool cls = kind == "classification";
   const std::vector<std::string> other = cls ? std::vector<std::string>{"--train", "--val", "--size"}
                                               : std::vector<std::string>{"--classes", "--train-per-class", "--val-per-class"};
   for (const auto& k : other)
     if (cli.has(k)) throw hw1::UsageError(k + " does not apply to --kind " + kind);
+  // The counts and the size, read before --force removes anything. Labels are file-name prefixes and the
+  // classes are drawn shapes, so 2..1000; tiles from 16 (the synthetic shapes need room) to 8192.
+  const int k = int(cli.integer("--classes", 8, 2, 1000));
+  const int ntr = int(cli.integer(cls ? "--train-per-class" : "--train", cls ? 150 : 48, 1, 100000));
+  const int nva = int(cli.integer(cls ? "--val-per-class" : "--val", cls ? 30 : 14, 0, 100000));
+  const int size = int(cli.integer("--size", 96, 16, hw1::kMaxImageSide));
 
   std::error_code ec;
   if (fs::exists(out, ec) && !fs::is_directory(out, ec)) throw hw1::Error(out + ": exists and is not a directory");
@@ -60,15 +66,11 @@ int run(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   std::string summary;
   if (cls) {
-    const int k = int(cli.integer("--classes", 8, 2));
-    const int ntr = int(cli.integer("--train-per-class", 150, 1)), nva = int(cli.integer("--val-per-class", 30, 0));
     hw1::make_classification_set(out, k, ntr, nva, seed);
     summary = std::to_string(k) + " classes: " + std::to_string(k * ntr) + " training images in " +
               (fs::path(out) / "train_50").string() + ", " + std::to_string(k * nva) + " validation images in " +
               (fs::path(out) / "val_50").string();
   } else {
-    const int ntr = int(cli.integer("--train", 48, 1)), nva = int(cli.integer("--val", 14, 0));
-    const int size = int(cli.integer("--size", 96, 16));
     hw1::make_segmentation_set(out, ntr, nva, size, seed);
     summary = std::to_string(ntr) + " training pairs in " + (fs::path(out) / "train").string() + ", " +
               std::to_string(nva) + " validation pairs in " + (fs::path(out) / "validation").string() + " (" +

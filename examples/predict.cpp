@@ -43,7 +43,7 @@ const char* kUsage =
     "                   colours at the input's resolution (fcn32s / deeplabv3 checkpoints).\n"
     "  Several --checkpoint: ensemble, majority vote of the members' labels (per image, or per pixel), ties\n"
     "                   broken by the highest mean softmax probability among the tied labels.\n"
-    "  --batch-size N   images per forward pass (default 32 for classifiers, 2 for segmenters).\n"
+    "  --batch-size N   images per forward pass, 1..65536 (default 32 for classifiers, 2 for segmenters).\n"
     "  --device D       cpu (default) | cuda | cuda:N (a build with the CUDA backend): where the networks run.\n"
     "  --precision P    cuda only: float32 (default; TF32 off) | tf32 | fp16 | bf16 (convolutions in 16 bits with\n"
     "                   float32 accumulation, the rest float32).\n"
@@ -75,6 +75,17 @@ Member load_member(const std::string& path, bool segmentation, bool cuda) {
   else
     info.expect_model({"resnet101"}, path + " (--csv)");
   if (info.num_classes < 1) throw hw1::Error(path + ": checkpoint metadata says num_classes " + std::to_string(info.num_classes));
+  // The metadata's class count must be the one the weights were trained with: the last layer's output rows
+  // (fc for ResNet101, classifier.4 for DeepLabv3, score_fr for FCN32s). A disagreement would otherwise build a
+  // network of the metadata's width and fail on a tensor shape, or vote over labels the network never had.
+  const std::string last = info.model == "resnet101" ? "fc.weight"
+                           : info.model == "fcn32s"  ? "score_fr.weight"
+                                                     : "classifier.4.weight";
+  if (!file.has(last)) throw hw1::Error(path + ": holds no " + last + "; not a " + info.model + " checkpoint");
+  if (const auto& shape = file.info(last).shape; shape.empty() || shape[0] != std::size_t(info.num_classes))
+    throw hw1::Error(path + ": its metadata says num_classes " + std::to_string(info.num_classes) + " but its " + last +
+                     " has " + (shape.empty() ? std::string("no") : std::to_string(shape[0])) +
+                     " output rows; the checkpoint is inconsistent (was its metadata edited?)");
   if (segmentation && info.num_classes > hw1::kSegClasses)
     throw hw1::Error(path + ": a segmenter with " + std::to_string(info.num_classes) +
                      " classes; the course colours cover " + std::to_string(hw1::kSegClasses));
@@ -216,7 +227,7 @@ int run(int argc, char** argv) {
   if (cli.has("--csv") == cli.has("--masks")) throw hw1::UsageError("give exactly one of --csv OUT.csv and --masks OUT_DIR");
   const bool seg = cli.has("--masks");
   const std::string out = seg ? cli.str("--masks") : cli.str("--csv");
-  const auto batch = std::size_t(cli.integer("--batch-size", seg ? 2 : 32, 1));
+  const auto batch = std::size_t(cli.integer("--batch-size", seg ? 2 : 32, 1, hw1::kMaxBatch));
   const bool skip_bad = cli.flag("--skip-bad");
 
   // Everything that can be checked is checked before anything is written.

@@ -27,17 +27,17 @@ Trains ResNet101 (torchvision layout) on DIR/{label}_{id}.png images; validates 
   --resume RUN_DIR         continue an interrupted run with its original options (Ctrl-C included); the result
                            equals an uninterrupted run. Only --epochs, --workers, --device,
                            --precision and --keep-epochs may change.
-  --epochs N               default 15
-  --batch-size N           default 32
+  --epochs N               1..100000, default 15
+  --batch-size N           1..65536, default 32
   --optimizer NAME         sgd | adam | adamw (default adam)
-  --lr X                   default 2e-5 with --init-weights (the report's fine-tuning), 1e-3 from scratch
-  --weight-decay X         default 0 (adamw: 0.01, torch's default)
-  --momentum X             SGD momentum, default 0.9;  --nesterov: Nesterov momentum
+  --lr X                   > 0; default 2e-5 with --init-weights (the report's fine-tuning), 1e-3 from scratch
+  --weight-decay X         >= 0; default 0 (adamw: 0.01, torch's default)
+  --momentum X             SGD momentum in [0, 1), default 0.9;  --nesterov: Nesterov momentum
   --schedule NAME          constant | step | cosine | poly (default constant); --warmup-steps N (default 0);
                            --step-epochs N and --gamma X for step (default 5, 0.1)
-  --input-size S           images are resized (bilinear) 32 -> S; default 224 with --init-weights (ImageNet
+  --input-size S           images are resized (bilinear) 32 -> S, S in 32..8192; default 224 with --init-weights (ImageNet
                            scale, as the report), 32 from scratch
-  --hflip, --rotate DEG    augmentation: horizontal flips, rotations in [-DEG, DEG] (report: --hflip --rotate 15)
+  --hflip, --rotate DEG    augmentation: horizontal flips, rotations in [-DEG, DEG], DEG in 0..180 (report: --hflip --rotate 15)
   --num-classes K          default: the largest label in --train + 1 (a --val label >= K is an error)
   --init-weights FILE      start from a weights file (e.g. torchvision resnet101 with 1000 classes): loads every
                            tensor that fits and lists the ones skipped (the fc head of another class count)
@@ -79,26 +79,26 @@ int train_resnet101(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
   const hw1::Cli& cli = ra.cli;
   const std::string train_dir = cli.required("--train"), val_dir = cli.required("--val");
   const bool pretrained = cli.has("--init-weights");
-  const int epochs = int(cli.integer("--epochs", 15, 1));
-  const int batch = int(cli.integer("--batch-size", 32, 1));
-  const int size = int(cli.integer("--input-size", pretrained ? 224 : 32, 32));
-  const auto seed = std::uint64_t(cli.integer("--seed", 0));
-  const int workers = int(cli.integer("--workers", 2));
+  // Every option is read (and range-checked) before start_run creates RUN_DIR or writes run.json.
+  const int epochs = int(cli.integer("--epochs", 15, 1, hw1::kMaxEpochs));
+  const int batch = int(cli.integer("--batch-size", 32, 1, hw1::kMaxBatch));
+  const int size = int(cli.integer("--input-size", pretrained ? 224 : 32, hw1::kMinImageSide, hw1::kMaxImageSide));
+  const auto seed = std::uint64_t(cli.integer("--seed", 0, 0, hw1::kMaxSeed));
+  const int workers = int(cli.integer("--workers", 2, 0, hw1::kMaxWorkers));
   const bool skip_bad = cli.flag("--skip-bad");
+  // (a rotation is drawn from [-DEG, DEG]: a negative DEG is no range, beyond 180 repeats angles)
+  const auto rotate = float(cli.real("--rotate", 0, 0, 180));
 
   hw1::OptimizerConfig oc;
   oc.name = cli.choice("--optimizer", "adam", {"sgd", "adam", "adamw"});
-  oc.lr = cli.real("--lr", pretrained ? 2e-5 : 1e-3);
-  oc.weight_decay = cli.real("--weight-decay", oc.name == "adamw" ? 0.01 : 0.0);
-  oc.momentum = cli.real("--momentum", 0.9);
-  oc.nesterov = cli.flag("--nesterov");
+  hw1::examples::read_optimizer_numbers(cli, oc, pretrained ? 2e-5 : 1e-3);
 
   // Folders first: every listing error (missing or empty folder, bad name, label out of range) comes before
   // anything is written.
   auto train_files = hw1::list_classification_dir(train_dir, std::numeric_limits<int>::max());
   int max_label = 0;
   for (const auto& f : train_files) max_label = std::max(max_label, f.label);
-  const int k = int(cli.integer("--num-classes", max_label + 1, 1));
+  const int k = int(cli.integer("--num-classes", max_label + 1, 1, hw1::kMaxClasses));
   if (max_label >= k)
     throw hw1::Error(train_dir + ": holds label " + std::to_string(max_label) + " but --num-classes is " +
                      std::to_string(k));
@@ -112,13 +112,18 @@ int train_resnet101(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
   // (layer4 is 1x1 at 32x32 input, so a single-image last batch could not train batch norm)
   const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_files.size(), batch, epochs, 5);
 
+  hw1::FitConfig fc = hw1::examples::base_fit_config(ra, epochs, seed, oc, sc, chance, dev, "val_accuracy");
+  fc.info.model = "resnet101";
+  fc.info.num_classes = k;
+  fc.info.input_size = size;
+
   hw1::ResNet101<hw1::dynamic, B> net(k, seed);
   hw1::start_run(net, ra, kProgram, "resnet101");
 
   hw1::AugmentConfig train_aug, val_aug;
   train_aug.out_h = train_aug.out_w = val_aug.out_h = val_aug.out_w = size;
   train_aug.hflip = cli.flag("--hflip");
-  train_aug.rotate_degrees = float(cli.real("--rotate", 0));
+  train_aug.rotate_degrees = rotate;
   hw1::Loader train(hw1::ClassificationDataset(std::move(train_files), train_aug),
                     {.batch_size = std::size_t(batch), .shuffle = true, .drop_last = drop_last, .num_workers = workers,
                      .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad});
@@ -126,10 +131,6 @@ int train_resnet101(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
                   {.batch_size = std::size_t(batch), .shuffle = false, .num_workers = workers,
                    .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad});
 
-  hw1::FitConfig fc = hw1::examples::base_fit_config(ra, epochs, seed, oc, sc, chance, dev, "val_accuracy");
-  fc.info.model = "resnet101";
-  fc.info.num_classes = k;
-  fc.info.input_size = size;
   std::cout << "resnet101, " << k << " classes, " << train.dataset().size() << " train / " << val.dataset().size()
             << " val images at " << size << "x" << size << ", " << oc.name << " lr " << oc.lr << ", batch " << batch
             << ", " << epochs << " epochs on "

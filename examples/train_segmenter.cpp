@@ -19,8 +19,7 @@ int run(int argc, char** argv) {
   const hw1::Cli& cli = ra.cli;
   const hw1::DeviceOption dev = hw1::parse_device_option(cli);
   const std::string model = cli.choice("--model", "fcn32s", {"fcn32s", "deeplabv3"});
-  const double aux = cli.real("--aux-loss", 0);
-  if (aux < 0) throw hw1::UsageError("--aux-loss must be >= 0, got " + cli.str("--aux-loss"));
+  const double aux = cli.real("--aux-loss", 0, 0);
   if (model == "fcn32s" && aux > 0)
     throw hw1::UsageError("--aux-loss needs --model deeplabv3 (FCN32s has no auxiliary head)");
   if (dev.cuda) {

@@ -29,21 +29,21 @@ Trains a 7-class segmenter on DIR/xxxx_sat.jpg + xxxx_mask.png pairs; validation
   --resume RUN_DIR         continue an interrupted run with its original options (Ctrl-C included); the result
                            equals an uninterrupted run. Only --epochs, --workers, --device,
                            --precision and --keep-epochs may change.
-  --epochs N               default 25
-  --batch-size N           default 8
+  --epochs N               1..100000, default 25
+  --batch-size N           1..65536, default 8
   --optimizer NAME         sgd | adam | adamw (default adamw)
-  --lr X                   default 1e-4
-  --weight-decay X         default 0.01 for adamw (torch's default), else 0
-  --momentum X             SGD momentum, default 0.9;  --nesterov: Nesterov momentum
+  --lr X                   > 0; default 1e-4
+  --weight-decay X         >= 0; default 0.01 for adamw (torch's default), else 0
+  --momentum X             SGD momentum in [0, 1), default 0.9;  --nesterov: Nesterov momentum
   --schedule NAME          constant | step | cosine | poly (default constant); --warmup-steps N (default 0);
                            --step-epochs N and --gamma X for step (default 10, 0.1); poly uses power 0.9
-  --input-size S           resize every image (and mask, nearest) to S x S before cropping; 0 = keep (default)
-  --crop S                 random S x S training crops (0 = the full image, default; report: 448)
+  --input-size S           resize every image (and mask, nearest) to S x S (32..8192) before cropping; 0 = keep (default)
+  --crop S                 random S x S training crops, S in 32..8192 (0 = the full image, default; report: 448)
   --hflip, --vflip, --rot90  random flips and quarter turns of training pairs
   --class-weights W        none (default) | inverse-frequency: 1/pixel count over the --train masks, normalised
                            to mean 1; Unknown (class 6) gets weight 0 (it is not scored, and as the rarest class
                            its inverse frequency would dominate the loss)
-  --aux-loss W             deeplabv3: weight of the auxiliary FCN head on layer3 (0 = no auxiliary head, default)
+  --aux-loss W             deeplabv3: weight >= 0 of the auxiliary FCN head on layer3 (0 = no auxiliary head, default)
   --init-weights FILE      start from a weights file (e.g. torchvision vgg16 features for fcn32s); loads every
                            tensor that fits and lists the ones skipped
   --snapshot-images IDS    validation ids, e.g. 0010,0097,0107 ...
@@ -174,21 +174,22 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
   using B = typename Net::backend_type;
   const hw1::Cli& cli = ra.cli;
   const std::string train_dir = cli.required("--train"), val_dir = cli.required("--val");
-  const int epochs = int(cli.integer("--epochs", 25, 1));
-  const int batch = int(cli.integer("--batch-size", 8, 1));
-  const auto seed = std::uint64_t(cli.integer("--seed", 0));
-  const int workers = int(cli.integer("--workers", 2));
+  // Every option is read (and range-checked) before start_run creates RUN_DIR or writes run.json.
+  const int epochs = int(cli.integer("--epochs", 25, 1, hw1::kMaxEpochs));
+  const int batch = int(cli.integer("--batch-size", 8, 1, hw1::kMaxBatch));
+  const auto seed = std::uint64_t(cli.integer("--seed", 0, 0, hw1::kMaxSeed));
+  const int workers = int(cli.integer("--workers", 2, 0, hw1::kMaxWorkers));
   const bool skip_bad = cli.flag("--skip-bad");
-  const int size = int(cli.integer("--input-size", 0)), crop = int(cli.integer("--crop", 0));
-  if (size != 0 && size < 32) throw hw1::UsageError("--input-size must be 0 (keep) or at least 32, got " + std::to_string(size));
-  if (crop != 0 && crop < 32) throw hw1::UsageError("--crop must be 0 (full image) or at least 32, got " + std::to_string(crop));
+  const int size = int(cli.integer("--input-size", 0, 0, hw1::kMaxImageSide));
+  const int crop = int(cli.integer("--crop", 0, 0, hw1::kMaxImageSide));
+  if (size != 0 && size < hw1::kMinImageSide)
+    throw hw1::UsageError("--input-size must be 0 (keep) or in 32..8192, got " + std::to_string(size));
+  if (crop != 0 && crop < hw1::kMinImageSide)
+    throw hw1::UsageError("--crop must be 0 (full image) or in 32..8192, got " + std::to_string(crop));
 
   hw1::OptimizerConfig oc;
   oc.name = cli.choice("--optimizer", "adamw", {"sgd", "adam", "adamw"});
-  oc.lr = cli.real("--lr", 1e-4);
-  oc.weight_decay = cli.real("--weight-decay", oc.name == "adamw" ? 0.01 : 0.0);
-  oc.momentum = cli.real("--momentum", 0.9);
-  oc.nesterov = cli.flag("--nesterov");
+  hw1::examples::read_optimizer_numbers(cli, oc, 1e-4);
 
   // Inputs first: listing (missing or empty folder, image without mask), every mask read once (class counts,
   // chance level), snapshot ids; nothing is written before all of that passed.
@@ -213,7 +214,7 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
 
   SegmenterTask<B> task;
   task.weights = weights;
-  task.aux_weight = float(cli.real("--aux-loss", 0));
+  task.aux_weight = float(cli.real("--aux-loss", 0, 0));
   task.run_dir = ra.run_dir;
   for (const auto& id : hw1::Cli::split(cli.str("--snapshot-images"))) {
     auto it = std::find_if(val_pairs.begin(), val_pairs.end(), [&](const hw1::SegSample& p) { return p.id == id; });
@@ -222,17 +223,24 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
     task.snapshot_index.push_back(std::size_t(it - val_pairs.begin()));
   }
   for (const auto& e : hw1::Cli::split(cli.str("--snapshot-epochs"))) {
-    try {
-      task.snapshot_epochs.push_back(std::stoi(e));
-    } catch (...) {
-      throw hw1::UsageError("--snapshot-epochs needs a comma-separated list of epochs, got '" + cli.str("--snapshot-epochs") + "'");
-    }
+    // (not bounded by --epochs: a resumed run may change --epochs and keep its snapshot list)
+    const bool digits = e.find_first_not_of("0123456789") == std::string::npos && e.size() <= 6;
+    if (!digits || std::stoi(e) < 1 || std::stoi(e) > hw1::kMaxEpochs)
+      throw hw1::UsageError("--snapshot-epochs needs a comma-separated list of epochs in 1..100000, got '" +
+                            cli.str("--snapshot-epochs") + "'");
+    task.snapshot_epochs.push_back(std::stoi(e));
   }
   if (task.snapshot_index.empty() != task.snapshot_epochs.empty())
     throw hw1::UsageError("--snapshot-images and --snapshot-epochs go together");
 
   // (DeepLabv3's image pooling could not train batch norm on a single-pair last batch)
   const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_pairs.size(), batch, epochs, 10);
+
+  hw1::FitConfig fc = hw1::examples::base_fit_config(ra, epochs, seed, oc, sc, chance, dev, "val_miou");
+  fc.info.model = model;
+  fc.info.num_classes = hw1::kSegClasses;
+  fc.info.aux_loss = aux;
+  fc.info.input_size = size;
 
   hw1::start_run(net, ra, kProgram, model);
 
@@ -251,12 +259,6 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
                   {.batch_size = std::size_t(batch), .shuffle = false, .num_workers = workers, .prefetch = prefetch,
                    .seed = seed, .skip_bad = skip_bad});
   task.val = &val.dataset();
-
-  hw1::FitConfig fc = hw1::examples::base_fit_config(ra, epochs, seed, oc, sc, chance, dev, "val_miou");
-  fc.info.model = model;
-  fc.info.num_classes = hw1::kSegClasses;
-  fc.info.aux_loss = aux;
-  fc.info.input_size = size;
   std::cout << model << (aux ? " (auxiliary head)" : "") << ", " << train.dataset().size() << " train / "
             << val.dataset().size() << " val pairs" << (crop ? ", crops " + std::to_string(crop) : std::string()) << ", "
             << oc.name << " lr " << oc.lr << ", batch " << batch << ", " << epochs << " epochs on "
@@ -269,13 +271,13 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
 // The network of --model on backend B, trained.
 template <class B>
 int train_fcn32s(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
-  hw1::FCN32s<hw1::dynamic, B> net(hw1::kSegClasses, std::uint64_t(ra.cli.integer("--seed", 0)));
+  hw1::FCN32s<hw1::dynamic, B> net(hw1::kSegClasses, std::uint64_t(ra.cli.integer("--seed", 0, 0, hw1::kMaxSeed)));
   return train(net, ra, "fcn32s", false, dev);
 }
 template <class B>
 int train_deeplabv3(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
-  const bool aux = ra.cli.real("--aux-loss", 0) > 0;
-  hw1::DeepLabV3<hw1::dynamic, B> net(hw1::kSegClasses, aux, std::uint64_t(ra.cli.integer("--seed", 0)));
+  const bool aux = ra.cli.real("--aux-loss", 0, 0) > 0;
+  hw1::DeepLabV3<hw1::dynamic, B> net(hw1::kSegClasses, aux, std::uint64_t(ra.cli.integer("--seed", 0, 0, hw1::kMaxSeed)));
   return train(net, ra, "deeplabv3", aux, dev);
 }
 

@@ -11,11 +11,11 @@ namespace hw1::examples {
 
 // `what`: what an unreadable item is ("images", "pairs").
 inline std::string common_trainer_options(const std::string& what) {
-  return R"(  --seed N                 weights, data order, augmentation and dropout (default 0)
-  --workers N              loading threads (default 2; results do not depend on it)
+  return R"(  --seed N                 weights, data order, augmentation and dropout: 0..2^63-1 (default 0)
+  --workers N              loading threads, 0..256 (default 2; results do not depend on it)
   --skip-bad               skip unreadable )" +
          what + R"( (and report how many) instead of stopping
-  --keep-epochs N          keep only the newest N epoch-NNN.safetensors (best.safetensors always stays);
+  --keep-epochs N          0..100000: keep only the newest N epoch-NNN.safetensors (best.safetensors always stays);
                            default 0 = keep every epoch (the ensemble of hw1-predict picks among them)
   --force                  reuse a RUN_DIR that holds files (removes the previous run's files only)
   --device D               cpu (default) | cuda | cuda:N (a build with the CUDA backend); checkpoints are the
@@ -26,7 +26,16 @@ inline std::string common_trainer_options(const std::string& what) {
 )";
 }
 
-// The options every run has; the caller adds the model's CheckpointInfo fields.
+// --lr, --weight-decay, --momentum (after --optimizer is in oc.name): finite, in their meaningful ranges.
+inline void read_optimizer_numbers(const Cli& cli, OptimizerConfig& oc, double default_lr) {
+  oc.lr = cli.real("--lr", default_lr, 0, kNoBound, true);
+  oc.weight_decay = cli.real("--weight-decay", oc.name == "adamw" ? 0.01 : 0.0, 0);
+  oc.momentum = cli.real("--momentum", 0.9, 0, 1, false, true);
+  oc.nesterov = cli.flag("--nesterov");
+}
+
+// The options every run has; the caller adds the model's CheckpointInfo fields. Reads --keep-epochs, so it is
+// called before start_run (nothing is written before every option passed).
 inline FitConfig base_fit_config(const RunArgs& ra, int epochs, std::uint64_t seed, const OptimizerConfig& oc,
                                  const ScheduleConfig& sc, double chance, const DeviceOption& dev,
                                  const std::string& metric_name) {
@@ -40,7 +49,7 @@ inline FitConfig base_fit_config(const RunArgs& ra, int epochs, std::uint64_t se
   fc.info.metric_name = metric_name;
   fc.chance = chance;
   fc.loss_scaling = dev.cuda && dev.precision == "fp16";
-  fc.keep_epochs = int(ra.cli.integer("--keep-epochs", 0, 0));
+  fc.keep_epochs = int(ra.cli.integer("--keep-epochs", 0, 0, kMaxEpochs));
   return fc;
 }
 

@@ -30,8 +30,9 @@ const char* kUsage =
     "                [--iterations N] [--batch-size N] [--skip-bad] [--force]\n"
     "  C: a resnet101 checkpoint; DIR: labelled images {label}_{id}.png (e.g. val_50).\n"
     "  Writes tsne.png (scatter coloured by class) and tsne.csv (image_id,label,x,y).\n"
-    "  --limit N       embed a seeded random subset of N images (default: all)\n"
-    "  --perplexity P  t-SNE perplexity (default 30); --iterations (default 1000); --seed S (default 0)\n"
+    "  --limit N       embed a seeded random subset of N >= 2 images (default: all)\n"
+    "  --perplexity P  t-SNE perplexity > 0 (default 30); --iterations 1..1000000 (default 1000); --seed S\n"
+    "                  (default 0); --batch-size 1..65536 (default 32)\n"
     "  --skip-bad      leave out unreadable images instead of stopping; --force overwrites existing outputs.\n";
 
 int run(int argc, char** argv) {
@@ -39,13 +40,14 @@ int run(int argc, char** argv) {
   const hw1::Cli cli(argc, argv,
                      {"--checkpoint", "--images", "--out", "--limit", "--perplexity", "--seed", "--iterations",
                       "--batch-size"},
-                     {"--skip-bad", "--force"}, kUsage);
+                     {"--skip-bad", "--force"}, kUsage, {{"--out", "a .png file name"}});
   const std::string ckpt = cli.required("--checkpoint"), dir = cli.required("--images"), out = cli.required("--out");
-  const auto seed = std::uint64_t(cli.integer("--seed", 0));
-  const double perplexity = cli.real("--perplexity", 30);
-  if (!(perplexity > 0)) throw hw1::UsageError("--perplexity must be positive");
-  const int iterations = int(cli.integer("--iterations", 1000, 1));
-  const auto batch = std::size_t(cli.integer("--batch-size", 32, 1));
+  const auto seed = std::uint64_t(cli.integer("--seed", 0, 0, hw1::kMaxSeed));
+  const double perplexity = cli.real("--perplexity", 30, 0, hw1::kNoBound, true);
+  const int iterations = int(cli.integer("--iterations", 1000, 1, 1000000));
+  const auto batch = std::size_t(cli.integer("--batch-size", 32, 1, hw1::kMaxBatch));
+  // (a sample of fewer than 2 points has no neighbours; read here, before anything is written)
+  const auto limit = std::size_t(cli.integer("--limit", 0, 2, hw1::kMaxSeed));
   if (hw1::detail::lower_ext(out) != ".png") throw hw1::UsageError("--out must name a .png file, got '" + out + "'");
   const std::string csv_path = fs::path(out).replace_extension(".csv").string();
 
@@ -54,7 +56,6 @@ int run(int argc, char** argv) {
   info.expect_model({"resnet101"}, ckpt);
   auto files = hw1::list_classification_dir(dir, info.num_classes, true);
   if (cli.has("--limit")) {
-    const auto limit = std::size_t(cli.integer("--limit", 0, 2));
     if (limit < files.size()) {
       std::vector<std::size_t> idx(files.size());
       std::iota(idx.begin(), idx.end(), 0);
@@ -67,16 +68,16 @@ int run(int argc, char** argv) {
       files.swap(pick);
     }
   }
+  // The checkpoint is loaded (a tensor of the wrong shape is an error) before the output folder is created.
+  hw1::ResNet101<hw1::dynamic> net(info.num_classes);
+  net.load(file);
+  net.eval();
+  net.set_record(false);
   std::error_code ec;
   for (const auto& p : {out, csv_path}) {
     if (fs::exists(p, ec) && !cli.flag("--force")) throw hw1::Error(p + ": already exists; pass --force to overwrite it");
   }
   if (const auto parent = fs::path(out).parent_path(); !parent.empty()) fs::create_directories(parent, ec);
-
-  hw1::ResNet101<hw1::dynamic> net(info.num_classes);
-  net.load(file);
-  net.eval();
-  net.set_record(false);
 
   // Features, batch by batch, preprocessed as the classifier's trainer did.
   const int s = info.input_size;

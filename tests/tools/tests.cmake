@@ -18,7 +18,7 @@ if(_hw1_tools_ok)
   add_dependencies(hw1_tools_check ${_hw1_tools})
   # `setup` writes the data and checkpoints the other cases read (a ctest fixture, so -j and -R work).
   foreach(case IN ITEMS setup csv_format_and_single_model ensemble_vote masks_colours_sizes_names miou_hand_made
-                        refuses_and_errors tsne_small make_data)
+                        refuses_and_errors tsne_small make_data cli_refusals predict_num_classes_mismatch)
     add_test(NAME tools.${case} COMMAND hw1_tools_check --run_test=${case})
     set_tests_properties(tools.${case} PROPERTIES LABELS tools RESOURCE_LOCK hw1_tools_work)
     if(case STREQUAL "setup")

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -367,6 +368,115 @@ BOOST_AUTO_TEST_CASE(tsne_small) {
                         p(W / "tsne" / "u.png"));
   BOOST_TEST(r.rc == 1);
   BOOST_TEST(r.err.find("is a deeplabv3 checkpoint") != std::string::npos);
+}
+
+// Bad values on the command line: one line, exit status 2, and no output file or folder created (a fresh path
+// each time; the existing CSV keeps its bytes).
+BOOST_AUTO_TEST_CASE(cli_refusals) {
+  const auto a = " --checkpoint " + p(W / "ckpt/A.safetensors");
+  const auto f1 = " --checkpoint " + p(W / "ckpt/F1.safetensors");
+  const auto val = " --images " + p(W / "cls/val_50");
+  const auto fresh = W / "cli_fresh";
+  const auto kept = W / "cli_kept.csv";
+  { std::ofstream(kept) << "mine\n"; }
+  fs::remove_all(fresh);
+  auto refused = [&](const std::string& prog, const std::string& args, const std::string& text) {
+    const auto r = run(prog, args);
+    BOOST_TEST(r.rc == 2, args << " -> " << r.rc << "\n" << r.err);
+    BOOST_TEST(r.err.find(text) != std::string::npos, "expected \"" << text << "\" in:\n" << r.err);
+    BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1, r.err);  // one line, not the usage after it
+    BOOST_TEST(r.out.empty(), r.out);
+    BOOST_TEST(!fs::exists(fresh), fresh << " was created by: " << args);
+    BOOST_TEST(slurp(kept) == "mine\n");
+    fs::remove_all(fresh);
+  };
+  // hw1-predict
+  refused(HW1_PREDICT, a + val + " --csv " + p(fresh / "p.csv") + " --batch-size 4294967296",
+          "--batch-size needs an integer in 1..65536, got '4294967296'");
+  refused(HW1_PREDICT, a + val + " --csv " + p(fresh / "p.csv") + " --batch-size 0",
+          "--batch-size needs an integer in 1..65536, got '0'");
+  refused(HW1_PREDICT, f1 + " --images " + p(W / "seg") + " --masks " + p(fresh) + " --batch-size -2",
+          "--batch-size needs an integer in 1..65536, got '-2'");
+  refused(HW1_PREDICT, a + val + " --csv --force", "--csv needs a file name, got the flag --force");
+  refused(HW1_PREDICT, a + val + " --csv " + p(kept) + " --force --batch-size x", "--batch-size needs an integer in 1..65536, got 'x'");
+  refused(HW1_PREDICT, f1 + " --images " + p(W / "seg") + " --masks --force", "--masks needs a folder, got the flag --force");
+  refused(HW1_PREDICT, " --checkpoint --images " + p(W / "seg") + " --masks " + p(fresh), "--checkpoint needs a file, got the flag --images");
+  // hw1-tsne
+  const auto tsne = a + val + " --out " + p(fresh / "t.png");
+  refused(HW1_TSNE, tsne + " --perplexity nan", "--perplexity needs a number > 0, got 'nan'");
+  refused(HW1_TSNE, tsne + " --perplexity -inf", "--perplexity needs a number > 0, got '-inf'");
+  refused(HW1_TSNE, tsne + " --iterations 4294967297", "--iterations needs an integer in 1..1000000, got '4294967297'");
+  refused(HW1_TSNE, tsne + " --batch-size 65537", "--batch-size needs an integer in 1..65536, got '65537'");
+  refused(HW1_TSNE, tsne + " --limit 1", "--limit needs an integer >= 2, got '1'");
+  refused(HW1_TSNE, tsne + " --seed 1e3", "--seed needs an integer >= 0, got '1e3'");
+  refused(HW1_TSNE, a + val + " --out --force", "--out needs a .png file name, got the flag --force");
+  // hw1-make-data: the counts are checked before --force removes anything.
+  const auto made = W / "cli_made";
+  fs::remove_all(made);
+  BOOST_REQUIRE_EQUAL(run(HW1_MAKE_DATA, "--kind classification --out " + p(made) +
+                                             " --classes 2 --train-per-class 1 --val-per-class 1 --seed 2").rc, 0);
+  const auto image = slurp(made / "val_50" / "1_1.png");
+  BOOST_REQUIRE(!image.empty());
+  refused(HW1_MAKE_DATA, "--kind classification --out " + p(made) + " --seed 2 --force --classes 4294967298",
+          "--classes needs an integer in 2..1000, got '4294967298'");
+  refused(HW1_MAKE_DATA, "--kind classification --out " + p(made) + " --seed 2 --force --val-per-class -1",
+          "--val-per-class needs an integer in 0..100000, got '-1'");
+  BOOST_TEST(slurp(made / "val_50" / "1_1.png") == image);  // --force removed nothing
+  refused(HW1_MAKE_DATA, "--kind segmentation --out " + p(fresh) + " --seed 2 --size 8", "--size needs an integer in 16..8192, got '8'");
+  refused(HW1_MAKE_DATA, "--kind segmentation --out " + p(fresh) + " --seed 2 --train 0", "--train needs an integer in 1..100000, got '0'");
+  refused(HW1_MAKE_DATA, "--kind segmentation --out " + p(fresh) + " --seed -1", "--seed needs an integer >= 0, got '-1'");
+  refused(HW1_MAKE_DATA, "--kind segmentation --out --force --seed 1", "--out needs a folder, got the flag --force");
+  refused(HW1_MAKE_DATA, "--kind segmentation --out " + p(fresh) + " --seed 1 --train --val 3",
+          "--train needs an integer, got the flag --val");
+  // hw1-miou
+  refused(HW1_MIOU, "--gt --pred " + p(W / "seg"), "--gt needs a folder, got the flag --pred");
+  refused(HW1_MIOU, "--gt " + p(W / "seg") + " --pred", "--pred needs a folder, got nothing");
+  BOOST_TEST(!fs::exists("--force"));
+}
+
+// hw1-predict reads num_classes from a checkpoint's metadata; a file whose metadata disagrees with its last
+// layer is refused with both numbers, before any output exists.
+BOOST_AUTO_TEST_CASE(predict_num_classes_mismatch) {
+  // Rewrites the safetensors header of `from` with metadata num_classes = k; the tensor bytes stay as they were.
+  auto relabel = [](const fs::path& from, const fs::path& to, int k) {
+    const std::string bytes = slurp(from);
+    BOOST_REQUIRE(bytes.size() > 8);
+    std::uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
+    auto header = nlohmann::ordered_json::parse(bytes.substr(8, n));
+    header["__metadata__"]["num_classes"] = std::to_string(k);
+    std::string h = header.dump();
+    while (h.size() % 8) h.push_back(' ');
+    std::string len(8, '\0');
+    for (int i = 0; i < 8; ++i) len[i] = char((std::uint64_t(h.size()) >> (8 * i)) & 0xff);
+    std::ofstream(to, std::ios::binary | std::ios::trunc) << len << h << bytes.substr(8 + n);
+    BOOST_REQUIRE_EQUAL(hw1::CheckpointInfo::from(hw1::SafeTensors::read(to.string())).num_classes, k);
+  };
+  const auto a5 = W / "ckpt" / "A_k5.safetensors", d6 = W / "ckpt" / "D5_k6.safetensors";
+  relabel(W / "ckpt" / "A.safetensors", a5, 5);  // fc.weight: [4, 2048]
+  relabel(W / "ckpt" / "D5.safetensors", d6, 6);  // classifier.4.weight: [7, 256, 1, 1]
+  const auto csv = W / "mismatch.csv", masks = W / "mismatch_masks";
+  fs::remove_all(csv);
+  fs::remove_all(masks);
+  auto r = predict(" --checkpoint " + p(a5) + " --images " + p(W / "cls/val_50") + " --csv " + p(csv));
+  BOOST_TEST(r.rc == 1);
+  BOOST_TEST(r.err.find("A_k5.safetensors: its metadata says num_classes 5 but its fc.weight has 4 output rows") !=
+                 std::string::npos, r.err);
+  BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1, r.err);
+  BOOST_TEST(!fs::exists(csv));
+  r = predict(" --checkpoint " + p(d6) + " --images " + p(W / "seg") + " --masks " + p(masks));
+  BOOST_TEST(r.rc == 1);
+  BOOST_TEST(r.err.find("D5_k6.safetensors: its metadata says num_classes 6 but its classifier.4.weight has 7 output rows") !=
+                 std::string::npos, r.err);
+  BOOST_TEST(!fs::exists(masks));
+  // In an ensemble too, whichever member disagrees.
+  r = predict(" --checkpoint " + p(W / "ckpt/A.safetensors") + " --checkpoint " + p(a5) + " --images " +
+              p(W / "cls/val_50") + " --csv " + p(csv));
+  BOOST_TEST(r.rc == 1);
+  BOOST_TEST(r.err.find("A_k5.safetensors: its metadata says num_classes 5") != std::string::npos, r.err);
+  BOOST_TEST(!fs::exists(csv));
+  fs::remove(a5);
+  fs::remove(d6);
 }
 
 BOOST_AUTO_TEST_CASE(make_data) {

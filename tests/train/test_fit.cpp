@@ -10,10 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -478,6 +480,99 @@ BOOST_AUTO_TEST_CASE(bad_input) {
   expect_error(run(C, cls_args(scratch("e12"), {"--device", "gpu"})), "--device must be cpu, cuda or cuda:N");
   expect_error(run(S, seg_args(seg_data() / "train", seg_data() / "validation", scratch("e10"), {"--model", "unet"})),
                "--model must be fcn32s|deeplabv3");
+}
+
+// Every number is parsed with its range (no wrap-around, no NaN), a value-taking option does not swallow the next
+// flag, and each refusal is one line, exit status 2, with the run directory never created.
+BOOST_AUTO_TEST_CASE(cli_ranges) {
+  const std::string C = HW1_TRAIN_CLASSIFIER, S = HW1_TRAIN_SEGMENTER;
+  const auto fresh = scratch("ranges") / "run";  // does not exist yet
+  auto refused = [&](const std::string& exe, const std::vector<std::string>& args, const std::string& text) {
+    const Proc p = run(exe, args);
+    BOOST_TEST(p.rc == 2, text << ": exit status " << p.rc << "\n" << p.out);
+    BOOST_TEST(has(p, text), "expected \"" << text << "\" in:\n" << p.out);
+    // One line: the reason and a pointer to --help, not the usage text after it.
+    BOOST_TEST(std::count(p.out.begin(), p.out.end(), '\n') == 1, p.out);
+    BOOST_TEST(!fs::exists(fresh), fresh << " was created by a refused run: " << text);
+    fs::remove_all(fresh);
+  };
+  const auto cls = [&](std::vector<std::string> more) { return cls_args(fresh, std::move(more)); };
+  const auto seg = [&](std::vector<std::string> more) {
+    return seg_args(seg_data() / "train", seg_data() / "validation", fresh, std::move(more));
+  };
+  // 2^32 used to wrap to a batch of 0 and end in SIGFPE.
+  refused(C, cls({"--batch-size", "4294967296"}), "--batch-size needs an integer in 1..65536, got '4294967296'");
+  refused(S, seg({"--batch-size", "65537"}), "--batch-size needs an integer in 1..65536, got '65537'");
+  refused(C, cls({"--epochs", "0"}), "--epochs needs an integer in 1..100000, got '0'");
+  refused(C, cls({"--epochs", "99999999999999999999"}), "--epochs needs an integer in 1..100000");
+  refused(C, cls({"--workers", "257"}), "--workers needs an integer in 0..256, got '257'");
+  refused(S, seg({"--workers", "-1"}), "--workers needs an integer in 0..256, got '-1'");
+  refused(C, cls({"--seed", "-1"}), "--seed needs an integer >= 0, got '-1'");
+  refused(C, cls({"--seed", "+3"}), "--seed needs an integer >= 0, got '+3'");
+  refused(C, cls({"--seed", " 3"}), "--seed needs an integer >= 0, got ' 3'");
+  refused(C, cls({"--input-size", "31"}), "--input-size needs an integer in 32..8192, got '31'");
+  refused(S, seg({"--crop", "8193"}), "--crop needs an integer in 0..8192, got '8193'");
+  refused(S, seg({"--input-size", "16"}), "--input-size must be 0 (keep) or in 32..8192, got 16");
+  refused(C, cls({"--keep-epochs", "-1"}), "--keep-epochs needs an integer in 0..100000, got '-1'");
+  refused(C, cls({"--num-classes", "0"}), "--num-classes needs an integer in 1..100000, got '0'");
+  refused(S, seg({"--warmup-steps", "-5"}), "--warmup-steps needs an integer in 0..1000000000, got '-5'");
+  refused(S, seg({"--step-epochs", "0"}), "--step-epochs needs an integer in 1..100000, got '0'");
+  refused(S, seg({"--snapshot-images", "0001", "--snapshot-epochs", "1,x"}),
+          "--snapshot-epochs needs a comma-separated list of epochs in 1..100000, got '1,x'");
+  // Rates and weights: finite, in their meaningful ranges.
+  refused(C, cls({"--lr", "nan"}), "--lr needs a number > 0, got 'nan'");
+  refused(S, seg({"--lr", "0"}), "--lr needs a number > 0, got '0'");
+  refused(C, cls({"--weight-decay", "-0.1"}), "--weight-decay needs a number >= 0, got '-0.1'");
+  refused(C, cls({"--momentum", "1"}), "--momentum needs a number in [0, 1), got '1'");
+  refused(S, seg({"--gamma", "inf"}), "--gamma needs a number > 0, got 'inf'");
+  refused(C, cls({"--rotate", "inf"}), "--rotate needs a number in [0, 180], got 'inf'");
+  refused(S, seg({"--model", "deeplabv3", "--aux-loss", "nan"}), "--aux-loss needs a number >= 0, got 'nan'");
+  refused(S, seg({"--model", "deeplabv3", "--aux-loss", "-1"}), "--aux-loss needs a number >= 0, got '-1'");
+  // A value-taking option followed by a flag (or another option) is a forgotten value.
+  refused(C, {"--train", (cls_data() / "train_50").string(), "--val", (cls_data() / "val_50").string(), "--out", "--force"},
+          "--out needs a folder, got the flag --force");
+  refused(S, {"--train", "--val", (seg_data() / "validation").string(), "--out", fresh.string()},
+          "--train needs a folder, got the flag --val");
+  refused(C, cls({"--epochs", "--hflip"}), "--epochs needs an integer, got the flag --hflip");
+  refused(C, cls({"--lr"}), "--lr needs a number, got nothing");
+  BOOST_TEST(!fs::exists("--force"));
+}
+
+// A refused option leaves an existing run directory as it was: a new run with --force (which would clear it) and
+// a resumed run (which would rewrite run.json and the checkpoints) change no byte.
+BOOST_AUTO_TEST_CASE(cli_nothing_written) {
+  const std::string C = HW1_TRAIN_CLASSIFIER, S = HW1_TRAIN_SEGMENTER;
+  const auto dir = scratch("kept");
+  // What a trainer's run leaves (the files --force would remove) and a file of the user's.
+  nlohmann::json j{{"program", "hw1-train-classifier"}, {"args", cls_args(dir, {"--epochs", "2"})}};
+  std::ofstream(dir / "run.json") << j.dump(2) << "\n";
+  std::ofstream(dir / "optimizer.safetensors") << "run state";
+  std::ofstream(dir / "epoch-001.safetensors") << "epoch 1";
+  std::ofstream(dir / "metrics.csv") << "epoch,train_loss\n1,0.5\n";
+  std::ofstream(dir / "notes.txt") << "keep me";
+  auto snapshot = [&] {
+    std::map<std::string, std::string> m;
+    for (const auto& e : fs::directory_iterator(dir)) m[e.path().filename().string()] = bytes(e.path());
+    return m;
+  };
+  const auto before = snapshot();
+  auto refused = [&](const std::string& exe, const std::vector<std::string>& args, const std::string& text) {
+    const Proc p = run(exe, args);
+    BOOST_TEST(p.rc == 2, text << ": exit status " << p.rc << "\n" << p.out);
+    BOOST_TEST(has(p, text), "expected \"" << text << "\" in:\n" << p.out);
+    BOOST_TEST((snapshot() == before), dir << " changed after a refused run: " << text);
+  };
+  // --rotate and --keep-epochs used to be read only after --force had cleared RUN_DIR and run.json was written.
+  refused(C, cls_args(dir, {"--force", "--rotate", "x"}), "--rotate needs a number in [0, 180], got 'x'");
+  refused(C, cls_args(dir, {"--force", "--keep-epochs", "-2"}), "--keep-epochs needs an integer in 0..100000, got '-2'");
+  refused(C, cls_args(dir, {"--force", "--batch-size", "0"}), "--batch-size needs an integer in 1..65536, got '0'");
+  refused(S, seg_args(seg_data() / "train", seg_data() / "validation", dir, {"--force", "--momentum", "-0.5"}),
+          "--momentum needs a number in [0, 1), got '-0.5'");
+  // --resume: the options that may change are checked before the run's files are touched.
+  refused(C, {"--resume", dir.string(), "--workers", "999"}, "--workers needs an integer in 0..256, got '999'");
+  refused(C, {"--resume", dir.string(), "--epochs", "4294967298"}, "--epochs needs an integer in 1..100000");
+  refused(C, {"--resume", dir.string(), "--keep-epochs", "nan"}, "--keep-epochs needs an integer in 0..100000, got 'nan'");
+  refused(C, {"--resume", "--epochs", "3"}, "--resume needs a folder, got the flag --epochs");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -388,12 +388,12 @@ inline EpochPlan plan_epochs(const Cli& cli, std::size_t samples, int batch, int
   EpochPlan p;
   ScheduleConfig& sc = p.schedule;
   sc.name = cli.choice("--schedule", "constant", {"constant", "step", "cosine", "poly"});
-  sc.warmup_steps = cli.integer("--warmup-steps", 0);
+  sc.warmup_steps = cli.integer("--warmup-steps", 0, 0, 1000000000);
   const std::size_t b = std::size_t(batch);
   p.drop_last = samples > 1 && samples % b == 1;
   p.batches = samples / b + (samples % b > 1);
-  sc.step_size = double(cli.integer("--step-epochs", default_step_epochs, 1)) * double(p.batches);
-  sc.gamma = cli.real("--gamma", 0.1);
+  sc.step_size = double(cli.integer("--step-epochs", default_step_epochs, 1, kMaxEpochs)) * double(p.batches);
+  sc.gamma = cli.real("--gamma", 0.1, 0, kNoBound, true);
   const std::int64_t total = std::int64_t(epochs) * std::int64_t(p.batches);
   if (sc.name != "constant" && sc.name != "step" && sc.warmup_steps >= total)
     throw UsageError("--warmup-steps " + std::to_string(sc.warmup_steps) + " must be below the run's " +
