@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
     const auto kinds = hw1::Cli::split(cli.str("--data", "normal,relu,smooth"));
     for (const auto& k : kinds)
       if (k != "normal" && k != "relu" && k != "smooth") throw hw1::UsageError("--data: unknown kind '" + k + "'");
-    const auto seed = std::uint64_t(cli.integer("--seed", 1));
+    const auto seed = std::uint64_t(cli.integer("--seed", 1, 0, hw1::kMaxSeed));
 #if !defined(__AVX512F__)
     throw hw1::Error("the Winograd paths exist only in AVX-512 builds");
 #endif
