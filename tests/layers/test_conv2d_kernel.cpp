@@ -446,7 +446,7 @@ const hw1::test::RunsWhen<&pgemm_on> PgemmOn{"the packed GEMM is not in this bui
 // Every row count from 1 to 40 (micro-kernel calls of 14 rows, then one of 4-14 or two of 7-9, or 1-3 alone), A
 // read in place and transposed, C overwritten and accumulated, against double sums; and the transposing packer
 // against the definition of the panel layout, zeros past n included.
-BOOST_AUTO_TEST_CASE(pgemm_every_row_count_and_transposed_packing, *boost::unit_test::precondition(PgemmOn)) {
+BOOST_AUTO_TEST_CASE(pgemm_every_row_count_and_transposed_packing, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(PgemmOn)) {
   namespace pg = hw1::cpu::pgemm;
   using hw1::cpu::Index;
   const Index N = 45, K = 70;

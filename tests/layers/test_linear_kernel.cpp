@@ -45,7 +45,10 @@ BOOST_AUTO_TEST_CASE(gradients) {
   // nullptr outputs are skipped.
   V dx2(n * in, 0.0);
   cpu::linear_backward<double>(n, in, out, x.data(), w.data(), g.data(), dx2.data(), nullptr, nullptr);
-  BOOST_TEST(dx2 == dx, boost::test_tools::per_element());
+  // Equal up to rounding, not bit for bit: Eigen's GEMM (HW1_BLAS=0) rounds differently with the buffers'
+  // alignment, which moves with the heap's layout (linking tests/common/boost_main.cpp flipped 4 of 30 values
+  // in their last bit).
+  BOOST_TEST(test::relative_error(dx2, dx) < 1e-14);
 }
 
 BOOST_AUTO_TEST_CASE(float_instantiation) {

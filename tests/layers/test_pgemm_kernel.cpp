@@ -75,14 +75,14 @@ void check(const Case& c, std::uint64_t seed) {
 
 // Row counts that use every micro-kernel height (14, 8, 4, 2, 1) and span M blocks (kMC = 112); column counts
 // with and without a partial last panel; K below, at and past one K block (kKC = 256).
-BOOST_AUTO_TEST_CASE(shapes_match_double_reference, *boost::unit_test::precondition(Available)) {
+BOOST_AUTO_TEST_CASE(shapes_match_double_reference, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available)) {
   std::uint64_t seed = 1;
   for (Index M : {1, 2, 3, 5, 13, 14, 15, 29, 113, 131})
     for (Index N : {1, 7, 31, 32, 33, 100})
       for (Index K : {1, 5, 256, 257, 600}) check({M, N, K, K, N, false, false, 0}, seed += 10);
 }
 
-BOOST_AUTO_TEST_CASE(transposed_a_epilogues_accumulate_and_strides, *boost::unit_test::precondition(Available)) {
+BOOST_AUTO_TEST_CASE(transposed_a_epilogues_accumulate_and_strides, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available)) {
   std::uint64_t seed = 1000;
   for (Index M : {3, 14, 27, 120})
     for (Index K : {7, 300}) {
@@ -95,7 +95,7 @@ BOOST_AUTO_TEST_CASE(transposed_a_epilogues_accumulate_and_strides, *boost::unit
 }
 
 // Rows of A a multiple of 512 floats apart go through the block copy (pgemm.hpp): same results.
-BOOST_AUTO_TEST_CASE(aliasing_row_strides_are_copied_correctly, *boost::unit_test::precondition(Available)) {
+BOOST_AUTO_TEST_CASE(aliasing_row_strides_are_copied_correctly, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available)) {
   std::uint64_t seed = 5000;
   for (Index lda : {512, 1024, 2048})
     for (Index K : {Index(100), Index(512), lda}) {
@@ -104,7 +104,7 @@ BOOST_AUTO_TEST_CASE(aliasing_row_strides_are_copied_correctly, *boost::unit_tes
     }
 }
 
-BOOST_AUTO_TEST_CASE(empty_sizes, *boost::unit_test::precondition(Available)) {
+BOOST_AUTO_TEST_CASE(empty_sizes, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available)) {
   // K = 0: C = the epilogue of 0 (or C untouched when accumulating); M or N = 0: nothing happens.
   std::vector<float> c(6, 5.f), shift = {1.f, 2.f};
   const pg::Epilogue ep{nullptr, shift.data(), false};

@@ -139,7 +139,7 @@ struct Threads {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(forward_matches_double_reference, *boost::unit_test::precondition(Available)) {
+BOOST_AUTO_TEST_CASE(forward_matches_double_reference, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available)) {
   std::uint64_t seed = 1;
   for (const auto& s : shapes()) {
     BOOST_TEST_CONTEXT(describe(s)) {
@@ -162,7 +162,7 @@ BOOST_AUTO_TEST_CASE(forward_matches_double_reference, *boost::unit_test::precon
 // residual added before the ReLU. Dilation 1 writes through output runs (up to 4 stretches of a tile row per 16
 // tiles: 7x9 outputs, 5 tiles a row, runs of 5, 5, 5 and 1; 15x40, rows of 20 tiles); 2x2 planes (a run per tile)
 // and dilation 2 scatter instead.
-BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::precondition(Available)) {
+BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available)) {
   for (const auto& s : {conv3x3(2, 17, 7, 9, 13, 1, 1, 1, 1), conv3x3(1, 24, 12, 11, 20, 2, 2, 2, 2),
                         conv3x3(3, 16, 15, 40, 17, 1, 1, 1, 1), conv3x3(40, 16, 2, 2, 16, 1, 1, 1, 1),
                         conv3x3(8, 16, 14, 14, 70, 1, 1, 1, 1)}) {
@@ -198,7 +198,7 @@ BOOST_AUTO_TEST_CASE(epilogue_scale_shift_relu, *boost::unit_test::precondition(
 
 // conv2d_forward and conv2d_backward take the Winograd path where worthwhile (dX as a convolution of dY with the
 // flipped, transposed kernel; dW by weight_grad): all match the definition, with or without dX requested.
-BOOST_AUTO_TEST_CASE(conv2d_forward_and_input_gradient_through_winograd, *boost::unit_test::precondition(Available)) {
+BOOST_AUTO_TEST_CASE(conv2d_forward_and_input_gradient_through_winograd, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available)) {
   std::uint64_t seed = 300;
   // (batches large enough for the 256 tiles worthwhile() asks for; the 9x9 and 4x4 planes take the direct input
   // gradient, as conv2d_backward does below 10x10)
@@ -243,7 +243,7 @@ BOOST_AUTO_TEST_CASE(when_the_path_applies) {
 
 // The weight gradient (Winograd F(3x3, 2x2) form) against the double-precision definition, accumulating into dw,
 // at 1-3 threads, on the forward shapes (padding, dilation, partial tiles, many blocks, two channel blocks).
-BOOST_AUTO_TEST_CASE(weight_gradient_matches_double_reference, *boost::unit_test::precondition(Available)) {
+BOOST_AUTO_TEST_CASE(weight_gradient_matches_double_reference, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available)) {
   std::uint64_t seed = 900;
   for (const auto& s : shapes()) {
     BOOST_TEST_CONTEXT(describe(s)) {
@@ -282,7 +282,7 @@ std::vector<Conv2dShape> shapes4() {
 // room for other data while any wrong index or transform entry gives errors of order 1.
 constexpr double kF4Bound = 5e-5;
 
-BOOST_AUTO_TEST_CASE(f4_forward_matches_double_reference, *boost::unit_test::precondition(Available4)) {
+BOOST_AUTO_TEST_CASE(f4_forward_matches_double_reference, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available4)) {
   std::uint64_t seed = 2000;
   double worst = 0;
   for (const auto& s : shapes4()) {
@@ -308,7 +308,7 @@ BOOST_AUTO_TEST_CASE(f4_forward_matches_double_reference, *boost::unit_test::pre
 
 // The epilogue (scale, shift, ReLU, residual) as in epilogue_scale_shift_relu, and the flipped, transposed kernel
 // (conv2d_backward's input gradient) against the double-precision dX.
-BOOST_AUTO_TEST_CASE(f4_epilogue_and_flipped_kernel, *boost::unit_test::precondition(Available4)) {
+BOOST_AUTO_TEST_CASE(f4_epilogue_and_flipped_kernel, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available4)) {
   for (const auto& s : {conv3x3(2, 17, 7, 9, 13, 1, 1, 1, 1), conv3x3(1, 24, 12, 11, 20, 2, 2, 2, 2),
                         conv3x3(3, 16, 15, 40, 17, 1, 1, 1, 1), conv3x3(20, 16, 4, 4, 16, 1, 1, 1, 1),
                         conv3x3(8, 16, 14, 14, 70, 1, 1, 1, 1), conv3x3(1, 16, 32, 32, 20, 4, 4, 4, 4)}) {
@@ -352,7 +352,7 @@ BOOST_AUTO_TEST_CASE(f4_epilogue_and_flipped_kernel, *boost::unit_test::precondi
 // conv2d_forward takes F(4x4) where worthwhile4() (layer-like shapes with 64+ channels) outside training, and
 // F(2x2) in the forward of a pass that will be back-propagated and for dX (winograd4.hpp: F(4x4) in training only
 // with HW1_WINOGRAD4=train); each matches the definition, and the trace counters show which one ran.
-BOOST_AUTO_TEST_CASE(conv2d_through_f4, *boost::unit_test::precondition(Available4)) {
+BOOST_AUTO_TEST_CASE(conv2d_through_f4, *boost::unit_test::label("needs_avx512") * boost::unit_test::precondition(Available4)) {
   // worthwhile4 asks 64+ tiles per thread: 2 threads, so that these shapes take F(4x4) on any machine.
   const Threads threads(2);
   namespace cpu = hw1::cpu;
