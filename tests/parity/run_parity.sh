@@ -11,6 +11,11 @@ fi
 python=$1 make_reference=$2 parity_check=$3 forward=$4 dir=$5 model=$6 k=$7 shape=$8 seed=$9
 shift 9
 mode=$1
+# Without PyTorch there is no reference: the case reports itself skipped (ctest: SKIP_RETURN_CODE 77).
+if ! "$python" -c "import torch, torchvision" 2>/dev/null; then
+  echo "run_parity.sh: $python has no torch / torchvision (Debian: python3-torch python3-torchvision): skipped"
+  exit 77
+fi
 rm -rf "$dir"
 "$python" "$make_reference" --model "$model" --num-classes "$k" --shape "$shape" --seed "$seed" --mode "$mode" \
   --out "$dir"
