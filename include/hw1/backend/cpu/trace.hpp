@@ -47,8 +47,10 @@ inline void reset_algo_counts() {
 // "fwd_gemm=12 fwd_f4=3 ...": every algorithm, zeros included, in enum order.
 inline std::string algo_counts_str() {
   std::string s;
-  for (std::size_t i = 0; i < kAlgoNames.size(); ++i)
-    s += (i ? " " : "") + std::string(kAlgoNames[i]) + "=" + std::to_string(algo_counts()[i].load());
+  for (std::size_t i = 0; i < kAlgoNames.size(); ++i) {
+    if (i) s += ' ';
+    s.append(kAlgoNames[i]).append("=").append(std::to_string(algo_counts()[i].load()));
+  }
   return s;
 }
 
