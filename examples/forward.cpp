@@ -4,12 +4,11 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <limits>
-#include <map>
 #include <optional>
 #include <string>
 
 #include "hw1/models.hpp"
+#include "hw1/train/cli.hpp"
 
 namespace {
 
@@ -36,51 +35,29 @@ struct Args {
   std::uint64_t seed = 0;
 };
 
-struct UsageError : hw1::Error {
-  using hw1::Error::Error;
-};
+using hw1::UsageError;
 
+// hw1::Cli reads the options (ranges, values that are flags); the checks below are this program's own.
 Args parse(int argc, char** argv) {
+  const hw1::Cli cli(argc, argv,
+                     {"--model", "--weights", "--input", "--output", "--grad-output", "--grads", "--dtype",
+                      "--num-classes", "--seed"},
+                     {"--train", "--trace-algorithms"}, kUsage,
+                     {{"--weights", "a file"}, {"--input", "a file"}, {"--output", "a file"},
+                      {"--grad-output", "a file"}, {"--grads", "a file"}, {"--dtype", "a name"}});
   Args a;
-  std::map<std::string, std::string*> str{{"--model", &a.model},         {"--weights", &a.weights},
-                                          {"--input", &a.input},         {"--output", &a.output},
-                                          {"--grad-output", &a.grad_output}, {"--grads", &a.grads},
-                                          {"--dtype", &a.dtype}};
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    if (k == "-h" || k == "--help") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (k == "--train" || k == "--trace-algorithms") {
-      (k == "--train" ? a.train : a.trace) = true;
-      continue;
-    }
-    const bool number = k == "--num-classes" || k == "--seed";
-    const std::string noun = number ? "an integer" : k == "--model" || k == "--dtype" ? "a name" : "a file";
-    if (str.count(k) == 0 && !number) throw UsageError("unknown option " + k);
-    if (i + 1 >= argc) throw UsageError(k + " needs " + noun + ", got nothing");
-    std::string v = argv[++i];
-    // A value never starts with "--" (as hw1::Cli): `--output --train` is a forgotten value.
-    if (v.rfind("--", 0) == 0) throw UsageError(k + " needs " + noun + ", got the flag " + v);
-    if (auto it = str.find(k); it != str.end()) {
-      *it->second = v;
-    } else {
-      // Plain decimal digits only (std::stoll would take spaces and '+'), in range: the seed is any 63-bit value,
-      // the class count 1..100000 (hw1::kMaxClasses), so a count cannot wrap in the int it is stored in.
-      const bool seed = k == "--seed";
-      const long long max = seed ? std::numeric_limits<long long>::max() : 100000;
-      try {
-        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) throw 0;
-        std::size_t pos = 0;
-        const long long n = std::stoll(v, &pos);
-        if (pos != v.size() || n < (seed ? 0 : 1) || n > max) throw 0;
-        (seed ? (void)(a.seed = std::uint64_t(n)) : (void)(a.num_classes = int(n)));
-      } catch (...) {
-        throw UsageError(k + (seed ? " needs an integer >= 0, got '" : " needs an integer in 1..100000, got '") + v + "'");
-      }
-    }
-  }
+  a.model = cli.str("--model");
+  a.weights = cli.str("--weights");
+  a.input = cli.str("--input");
+  a.output = cli.str("--output");
+  a.grad_output = cli.str("--grad-output");
+  a.grads = cli.str("--grads");
+  a.dtype = cli.str("--dtype", a.dtype);
+  // The class count 1..100000 (hw1::kMaxClasses), so it cannot wrap in the int it is stored in.
+  a.num_classes = int(cli.integer("--num-classes", 0, 1, hw1::kMaxClasses));
+  a.seed = std::uint64_t(cli.integer("--seed", 0, 0, hw1::kMaxSeed));
+  a.train = cli.flag("--train");
+  a.trace = cli.flag("--trace-algorithms");
   if (a.model.empty()) throw UsageError("--model is required (resnet101, fcn32s or deeplabv3)");
   if (a.model != "resnet101" && a.model != "fcn32s" && a.model != "deeplabv3")
     throw UsageError("--model must be resnet101, fcn32s or deeplabv3, got '" + a.model + "'");
@@ -169,17 +146,11 @@ int dispatch(const Args& a, std::optional<hw1::SafeTensors>& weights) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return hw1::run_main("hw1-forward", kUsage, [&] {
     const Args a = parse(argc, argv);
     std::optional<hw1::SafeTensors> weights;
     if (!a.weights.empty()) weights = hw1::SafeTensors::read(a.weights);
     return a.dtype == "float64" ? dispatch<hw1::backend::cpu_t<double>>(a, weights)
                                 : dispatch<hw1::backend::cpu>(a, weights);
-  } catch (const UsageError& e) {
-    std::cerr << "hw1-forward: " << e.what() << " (hw1-forward --help lists the options)\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "hw1-forward: error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }
