@@ -91,7 +91,7 @@ def main():
                 raise SystemExit(p.stdout + p.stderr)
             algos = dict(kv.split("=") for kv in p.stdout.split("algorithms: ")[1].split())
             r = judge(d, out, grads)
-            (oe, ot, on), ob, _, _, _ = r["output"]
+            (oe, ot, on), ob, no, _, _ = r["output"]
             (ge, gt, gn), gb, ng, tover, l2med = r["grads"]
             tally[label][0] += bool(ob or gb)
             tally[label][1] += len(ob) + len(gb)
@@ -102,7 +102,7 @@ def main():
             print(f"{label}: fwd_f4={algos['fwd_f4']} dx_f4={algos['dx_f4']} fwd_f2={algos['fwd_f2']} "
                   f"dx_f2={algos['dx_f2']} | output worst {oe:.2e} ({on}; PyTorch {ot:.2e}) | gradients worst "
                   f"{ge:.2e} ({gn}; PyTorch {gt:.2e}), median L2 {l2med:.1e} | PyTorch's own past 1e-3: {len(tover)} | tensors outside the contract: {len(ob) + len(gb)} of "
-                  f"{ng + len(st.load(out))}" + (f" ({', '.join((ob + gb)[:4])}{', ...' if len(ob + gb) > 4 else ''})"
+                  f"{ng + no}" + (f" ({', '.join((ob + gb)[:4])}{', ...' if len(ob + gb) > 4 else ''})"
                                                   if ob or gb else ""), flush=True)
         shutil.rmtree(d, ignore_errors=True)
     print("## summary")

@@ -225,10 +225,11 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
   for (const auto& e : hw1::Cli::split(cli.str("--snapshot-epochs"))) {
     // (not bounded by --epochs: a resumed run may change --epochs and keep its snapshot list)
     const bool digits = e.find_first_not_of("0123456789") == std::string::npos && e.size() <= 6;
-    if (!digits || std::stoi(e) < 1 || std::stoi(e) > hw1::kMaxEpochs)
+    const int epoch = digits ? std::stoi(e) : 0;
+    if (epoch < 1 || epoch > hw1::kMaxEpochs)
       throw hw1::UsageError("--snapshot-epochs needs a comma-separated list of epochs in 1..100000, got '" +
                             cli.str("--snapshot-epochs") + "'");
-    task.snapshot_epochs.push_back(std::stoi(e));
+    task.snapshot_epochs.push_back(epoch);
   }
   if (task.snapshot_index.empty() != task.snapshot_epochs.empty())
     throw hw1::UsageError("--snapshot-images and --snapshot-epochs go together");
