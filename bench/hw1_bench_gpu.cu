@@ -71,7 +71,7 @@ void run_net(Net& net, const std::string& row, bool train, std::size_t batch, st
           net.zero_grad();
           net.backward(l.grad);
           if (!scaler.enabled || scaler.update(Ops::unscale_grads(ps, 1.0 / scaler.scale)))
-            opt->step(ps.value(0), ps.grad(0), ps.num_parameters(), 1e-4);
+            opt->step(ps.value(0), ps.grad(0), ps.flat_size(), 1e-4);
           dev.synchronize();
         },
         warmup, iters);

@@ -86,9 +86,9 @@ BOOST_AUTO_TEST_CASE(batchnorm_train_and_eval) {
   CHECK_NEAR(rv, RV, tol);  // unbiased variance in the running estimate, as torch
   CHECK_NEAR(sm, SM, tol);
   CHECK_NEAR(si, SI, tol);
-  cpu::batchnorm_backward_train<float>(n, c, hw, x.data(), gm.data(), sm.data(), si.data(), dy.data(), dx.data(),
+  cpu::batchnorm_backward_train<float>(n, c, hw, x.data(), gm.data(), sm.data(), si.data(), 1e-5f, dy.data(), dx.data(),
                                        dg.data(), db.data());
-  g::batchnorm_backward_train<float>(n, c, hw, X.data(), G.data(), SM.data(), SI.data(), DY.data(), DX.data(),
+  g::batchnorm_backward_train<float>(n, c, hw, X.data(), G.data(), SM.data(), SI.data(), 1e-5f, DY.data(), DX.data(),
                                      DG.data(), DB.data());
   CHECK_NEAR(dx, DX, tol);
   CHECK_NEAR(dg, DG, tol);

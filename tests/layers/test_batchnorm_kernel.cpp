@@ -79,7 +79,7 @@ void train_gradients_at(int HW) {
   V rm(C, 0), rv(C, 1), y(kCount), sm(C), si(C), dx(kCount, 7.0), dgamma(C, 0.25), dbeta(C, -0.5);
   cpu::batchnorm_forward_train<double>(N, C, HW, x.data(), gamma.data(), beta.data(), eps, 0.1, rm.data(), rv.data(),
                                        y.data(), sm.data(), si.data());
-  cpu::batchnorm_backward_train<double>(N, C, HW, x.data(), gamma.data(), sm.data(), si.data(), g.data(), dx.data(),
+  cpu::batchnorm_backward_train<double>(N, C, HW, x.data(), gamma.data(), sm.data(), si.data(), eps, g.data(), dx.data(),
                                         dgamma.data(), dbeta.data());
   for (int c = 0; c < C; ++c) dgamma[c] -= 0.25, dbeta[c] += 0.5;  // they accumulate
   BOOST_TEST(test::relative_error(dx, test::numeric_gradient(x, loss)) < kGradTol);
@@ -180,7 +180,7 @@ void fused_matches_separate(int HW, bool train) {
       for (std::size_t i = 0; i < count; ++i) gm[i] = ref[i] > 0 ? g[i] : T(0);
       const auto backward = [&](const T* dy, T* out, T* dgamma, T* dbeta, const std::uint8_t* m) {
         if (train)
-          cpu::batchnorm_backward_train<T>(N, C, HW, x.data(), gamma.data(), sm.data(), si.data(), dy, out, dgamma,
+          cpu::batchnorm_backward_train<T>(N, C, HW, x.data(), gamma.data(), sm.data(), si.data(), eps, dy, out, dgamma,
                                            dbeta, m);
         else
           cpu::batchnorm_backward_eval<T>(N, C, HW, x.data(), gamma.data(), rm.data(), rv.data(), eps, dy, out,

@@ -53,7 +53,12 @@ Result run(const std::string& prog, const std::string& args) {
 }
 Result predict(const std::string& a) { return run(HW1_PREDICT, a); }
 
-std::string p(const fs::path& x) { return "'" + x.string() + "'"; }
+std::string p(const fs::path& x) {  // appends (GCC 12 warns falsely, -Wrestrict, on "'" + string)
+  std::string q = "'";
+  q += x.string();
+  q += '\'';
+  return q;
+}
 
 std::vector<std::string> lines(const fs::path& f) {
   std::ifstream in(f);

@@ -46,7 +46,7 @@ inline void* workspace(std::size_t bytes) {
 }
 
 // One convolution geometry, as cuDNN sees a forward convolution x [n,c,h,w] * w [k,c,r,s] -> y [n,k,p,q]; the
-// algorithm of each direction is looked up with cudnnFind* the first time that direction runs.
+// algorithm of each direction is looked up with cudnnFind*Ex the first time that direction runs.
 // Mixed precision (Precision::fp16 / bf16, float T only): the x / w / y descriptors are 16-bit with float32
 // accumulation on tensor cores; every call rounds its float32 inputs into 16-bit scratch buffers and widens the
 // result back into the caller's float32 array (a weight gradient is added to the float32 one), so the layers
@@ -82,11 +82,10 @@ struct ConvPlan {
     HW1_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
     // compute type: float32 accumulation in every mode (double for double)
     HW1_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv, ph, pw, sh, sw, dh, dw, CUDNN_CROSS_CORRELATION, t));
-    // fp32: FMA math, no TF32 tensor cores, results comparable with the CPU backend; tf32: cuDNN's default (TF32
-    // tensor cores allowed); fp16 / bf16: tensor cores.
-    HW1_CUDNN_CHECK(cudnnSetConvolutionMathType(
-        conv, mode == Precision::fp32 ? CUDNN_FMA_MATH
-                                      : mode == Precision::tf32 ? CUDNN_DEFAULT_MATH : CUDNN_TENSOR_OP_MATH));
+    // What Find may consider. fp32: FMA math, no TF32 tensor cores, results comparable with the CPU backend; tf32:
+    // cuDNN's default (TF32 tensor cores allowed); fp16 / bf16: tensor cores. Each direction then runs with the math
+    // type its Find result names.
+    set_math(descriptor_math());
   }
   ConvPlan(const ConvPlan&) = delete;
   ~ConvPlan() {
@@ -95,39 +94,101 @@ struct ConvPlan {
   }
   bool mixed() const { return mode == Precision::fp16 || mode == Precision::bf16; }
 
-  // Fastest successful result that needs at most 2 GiB of workspace.
-  template <class Perf>
-  static const Perf& pick(const Perf* r, int count, const char* what) {
-    for (int i = 0; i < count; ++i)
-      if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= (std::size_t(2) << 30)) return r[i];
-    throw Error(std::string("cuDNN found no usable ") + what + " algorithm for this convolution shape");
+  // The algorithm of each direction is found once per plan with cudnnFind*Ex on the caller's own inputs, a scratch
+  // output and a workspace from hw1's caching allocator (the non-Ex Find allocates its own, which fails once the
+  // cache holds most of the card). cuDNN returns a math type with each algorithm: it is kept and set on the
+  // descriptor before every call of that direction. In float32 mode only CUDNN_FMA_MATH results are taken (a
+  // DEFAULT_MATH float result may use TF32 tensor cores).
+  static constexpr std::size_t kMaxWorkspace = std::size_t(2) << 30;
+  cudnnMathType_t fwd_math = CUDNN_DEFAULT_MATH, bwd_data_math = CUDNN_DEFAULT_MATH,
+                  bwd_filter_math = CUDNN_DEFAULT_MATH;
+  bool fma_only() const { return std::is_same_v<T, float> && mode == Precision::fp32; }
+  std::size_t element_bytes() const { return mixed() ? 2 : sizeof(T); }
+  cudnnMathType_t descriptor_math() const {
+    return mode == Precision::fp32 ? CUDNN_FMA_MATH : mode == Precision::tf32 ? CUDNN_DEFAULT_MATH : CUDNN_TENSOR_OP_MATH;
   }
-  void find_fwd() {
+  void set_math(cudnnMathType_t m) { HW1_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, m)); }
+
+  // Fastest successful result within kMaxWorkspace (and of FMA math in float32 mode).
+  template <class Perf>
+  const Perf& pick(const Perf* r, int count, const char* what) const {
+    std::string seen;
+    for (int i = 0; i < count; ++i) {
+      if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= kMaxWorkspace &&
+          (!fma_only() || r[i].mathType == CUDNN_FMA_MATH))
+        return r[i];
+      seen += (seen.empty() ? "" : ", ") + std::string("algo ") + std::to_string(int(r[i].algo)) + " math " +
+              std::to_string(int(r[i].mathType)) + " " + cudnnGetErrorString(r[i].status);
+    }
+    throw Error(std::string("cuDNN found no usable ") + what + " algorithm for this convolution shape" +
+                (fma_only() ? " without TF32 (float32 mode; --precision tf32 allows it)" : "") + "; tried: " +
+                (seen.empty() ? "none" : seen));
+  }
+  // Workspace for a FindEx: the most any algorithm asks for (at most kMaxWorkspace), halved until the caching
+  // allocator (which drops its cache and retries when the card is full) can give it.
+  template <class SizeOf>
+  std::pair<void*, std::size_t> find_workspace(int algo_count, SizeOf size_of) {
+    set_math(descriptor_math());
+    std::size_t want = 0;
+    for (int a = 0; a < algo_count; ++a) {
+      std::size_t b = 0;
+      if (size_of(a, &b) == CUDNN_STATUS_SUCCESS) want = std::max(want, b);
+    }
+    cudnnGetLastErrorString(nullptr, 0);  // the sizes of unsupported algorithms are expected failures
+    want = std::min(want, kMaxWorkspace);
+    for (;;) {
+      try {
+        return {workspace(want), want};
+      } catch (const Error&) {
+        if (want == 0) throw;
+        want /= 2;
+      }
+    }
+  }
+  void find_fwd(const void* xp, const void* wp) {
     if (have_fwd) return;
+    DeviceBuffer<unsigned char> out(ny * element_bytes());
+    const auto [ws, ws_bytes] = find_workspace(CUDNN_CONVOLUTION_FWD_ALGO_COUNT, [&](int a, std::size_t* b) {
+      return cudnnGetConvolutionForwardWorkspaceSize(device().dnn(), x.d, w, conv, y.d,
+                                                     cudnnConvolutionFwdAlgo_t(a), b);
+    });
     cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int got = 0;
-    HW1_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(device().dnn(), x.d, w, conv, y.d,
-                                                         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, r));
+    HW1_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(device().dnn(), x.d, xp, w, wp, conv, y.d, out.data(),
+                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, r, ws, ws_bytes));
     const auto& p = pick(r, got, "forward");
-    fwd = p.algo, ws_fwd = p.memory, have_fwd = true;
+    fwd = p.algo, ws_fwd = p.memory, fwd_math = p.mathType, have_fwd = true;
   }
-  void find_bwd_data() {
+  void find_bwd_data(const void* wp, const void* dyp) {
     if (have_bwd_data) return;
+    DeviceBuffer<unsigned char> out(nx * element_bytes());
+    const auto [ws, ws_bytes] = find_workspace(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, [&](int a, std::size_t* b) {
+      return cudnnGetConvolutionBackwardDataWorkspaceSize(device().dnn(), w, y.d, conv, x.d,
+                                                          cudnnConvolutionBwdDataAlgo_t(a), b);
+    });
     cudnnConvolutionBwdDataAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int got = 0;
-    HW1_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(device().dnn(), w, y.d, conv, x.d,
-                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, r));
+    HW1_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(device().dnn(), w, wp, y.d, dyp, conv, x.d,
+                                                                out.data(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                                &got, r, ws, ws_bytes));
     const auto& p = pick(r, got, "backward-data");
-    bwd_data = p.algo, ws_bwd_data = p.memory, have_bwd_data = true;
+    bwd_data = p.algo, ws_bwd_data = p.memory, bwd_data_math = p.mathType, have_bwd_data = true;
   }
-  void find_bwd_filter() {
+  // The scratch filter gradient keeps the caller's dw intact (backward-filter accumulates into it).
+  void find_bwd_filter(const void* xp, const void* dyp) {
     if (have_bwd_filter) return;
+    DeviceBuffer<unsigned char> out(nw * element_bytes());
+    const auto [ws, ws_bytes] = find_workspace(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, [&](int a, std::size_t* b) {
+      return cudnnGetConvolutionBackwardFilterWorkspaceSize(device().dnn(), x.d, y.d, conv, w,
+                                                            cudnnConvolutionBwdFilterAlgo_t(a), b);
+    });
     cudnnConvolutionBwdFilterAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int got = 0;
-    HW1_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(device().dnn(), x.d, y.d, conv, w,
-                                                                CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, r));
+    HW1_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(device().dnn(), x.d, xp, y.d, dyp, conv, w,
+                                                                  out.data(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                                  &got, r, ws, ws_bytes));
     const auto& p = pick(r, got, "backward-filter");
-    bwd_filter = p.algo, ws_bwd_filter = p.memory, have_bwd_filter = true;
+    bwd_filter = p.algo, ws_bwd_filter = p.memory, bwd_filter_math = p.mathType, have_bwd_filter = true;
   }
 
   // 16-bit copies (mixed precision only; T is float there).
@@ -154,42 +215,51 @@ struct ConvPlan {
 
   // The three directions: y = x * w; dx = backward-data(w, dy); dw += backward-filter(x, dy).
   void forward(const T* xp, const T* wp, T* yp) {
-    find_fwd();
     const T one = 1, zero = 0;
     if (!mixed()) {
+      find_fwd(xp, wp);
+      set_math(fwd_math);
       HW1_CUDNN_CHECK(cudnnConvolutionForward(device().dnn(), &one, x.d, xp, w, wp, conv, fwd, workspace(ws_fwd),
                                               ws_fwd, &zero, y.d, yp));
       return;
     }
     const Half xh = narrow(xp, nx), wh = narrow(wp, nw);
+    find_fwd(xh.data(), wh.data());
+    set_math(fwd_math);
     Half yh(ny);
     HW1_CUDNN_CHECK(cudnnConvolutionForward(device().dnn(), &one, x.d, xh.data(), w, wh.data(), conv, fwd,
                                             workspace(ws_fwd), ws_fwd, &zero, y.d, yh.data()));
     widen(yh, yp, false);
   }
   void backward_data(const T* wp, const T* dyp, T* dxp) {
-    find_bwd_data();
     const T one = 1, zero = 0;
     if (!mixed()) {
+      find_bwd_data(wp, dyp);
+      set_math(bwd_data_math);
       HW1_CUDNN_CHECK(cudnnConvolutionBackwardData(device().dnn(), &one, w, wp, y.d, dyp, conv, bwd_data,
                                                    workspace(ws_bwd_data), ws_bwd_data, &zero, x.d, dxp));
       return;
     }
     const Half wh = narrow(wp, nw), dyh = narrow(dyp, ny);
+    find_bwd_data(wh.data(), dyh.data());
+    set_math(bwd_data_math);
     Half dxh(nx);
     HW1_CUDNN_CHECK(cudnnConvolutionBackwardData(device().dnn(), &one, w, wh.data(), y.d, dyh.data(), conv, bwd_data,
                                                  workspace(ws_bwd_data), ws_bwd_data, &zero, x.d, dxh.data()));
     widen(dxh, dxp, false);
   }
   void backward_filter(const T* xp, const T* dyp, T* dwp) {
-    find_bwd_filter();
     const T one = 1, zero = 0;
     if (!mixed()) {
+      find_bwd_filter(xp, dyp);
+      set_math(bwd_filter_math);
       HW1_CUDNN_CHECK(cudnnConvolutionBackwardFilter(device().dnn(), &one, x.d, xp, y.d, dyp, conv, bwd_filter,
                                                      workspace(ws_bwd_filter), ws_bwd_filter, &one, w, dwp));
       return;
     }
     const Half xh = narrow(xp, nx), dyh = narrow(dyp, ny);
+    find_bwd_filter(xh.data(), dyh.data());
+    set_math(bwd_filter_math);
     Half dwh(nw);
     HW1_CUDNN_CHECK(cudnnConvolutionBackwardFilter(device().dnn(), &one, x.d, xh.data(), y.d, dyh.data(), conv,
                                                    bwd_filter, workspace(ws_bwd_filter), ws_bwd_filter, &zero, w,
@@ -313,14 +383,15 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
 }
 template <class T>
 void batchnorm_backward_train(int n, int c, int hw, const T* x, const T* gamma, const T* save_mean,
-                              const T* save_invstd, const T* dy, T* dx, T* dgamma, T* dbeta) {
+                              const T* save_invstd, T eps, const T* dy, T* dx, T* dgamma, T* dbeta) {
   if (!dx || !dgamma || !dbeta) throw Error("CUDA batch norm backward: dx, dgamma and dbeta are required");
   auto& p = bn_plan<T>(n, c, hw);
   const T one = 1, zero = 0;
-  // eps only matters when the saved statistics are absent; they are always passed here.
+  // The forward's epsilon: cuDNN documents that backward must get the value the forward used (the saved statistics
+  // are passed too, but a kernel that recomputes from them needs the same eps).
   HW1_CUDNN_CHECK(cudnnBatchNormalizationBackward(device().dnn(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &one,
                                                   p.x.d, x, p.x.d, dy, p.x.d, dx, p.p.d, gamma, dgamma, dbeta,
-                                                  CUDNN_BN_MIN_EPSILON, save_mean, save_invstd));
+                                                  double(eps), save_mean, save_invstd));
 }
 template <class T>
 void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* beta, const T* running_mean,

@@ -1,6 +1,11 @@
 // One flat buffer per model: every trainable tensor is a named view into `values` (gradients mirror it in
 // `grads`), every running statistic a named view into `buffers`. Optimizers, checkpoints and (later) gradient
 // all-reduce touch whole arrays. Names are torchvision's state_dict() keys.
+// Every view starts on a 256-byte boundary (offsets rounded up to kAlignBytes, host arrays allocated 256-byte
+// aligned, cudaMalloc's are too): cuDNN / cuBLAS get pointers as aligned as their own buffers, whatever the
+// length of the tensor before (FCN32s' upscore.weight follows score_fr.bias[7]). The padding is zero in values
+// and gradients, so optimizers may run over the whole array: flat_size() is its length, num_parameters() the
+// number of real parameters (torchvision's sum of numel()).
 // A device backend (CUDA) attaches a ParamMirror: the three arrays then live on the device, value()/grad()/
 // buffer() (what layers use through Context) hand out device pointers, and the host vectors are a copy brought up
 // to date explicitly with to_host() / to_device(). Without a mirror (CPU) nothing changes.
@@ -9,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -27,6 +33,29 @@ struct Init {
 
 template <class T>
 class ParamSet;
+
+// std::allocator with a larger alignment (the flat parameter arrays).
+template <class T, std::size_t Align>
+struct AlignedAllocator {
+  static_assert(Align >= alignof(T) && (Align & (Align - 1)) == 0, "AlignedAllocator: a power of two");
+  using value_type = T;
+  template <class U>
+  struct rebind {
+    using other = AlignedAllocator<U, Align>;
+  };
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U, Align>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(Align))); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t(Align)); }
+  template <class U>
+  bool operator==(const AlignedAllocator<U, Align>&) const noexcept {
+    return true;
+  }
+};
+inline constexpr std::size_t kAlignBytes = 256;
+template <class T>
+using FlatArray = std::vector<T, AlignedAllocator<T, kAlignBytes>>;
 
 // Device copy of a ParamSet's arrays (type-erased, so this header never sees a device API).
 template <class T>
@@ -58,13 +87,17 @@ class ParamSet {
     std::size_t size = 1;
     for (auto d : shape) size *= d;
     std::size_t& used = trainable ? n_values_ : n_buffers_;
+    used = round_up(used);
     entries_.push_back({name, shape, trainable, used, size, init});
     index_[name] = entries_.size() - 1;
     used += size;
+    (trainable ? n_trainable_ : n_running_) += size;
     return entries_.back().offset;
   }
 
   void allocate() {
+    n_values_ = round_up(n_values_);
+    n_buffers_ = round_up(n_buffers_);
     values_.assign(n_values_, T(0));
     grads_.assign(n_values_, T(0));
     buffers_.assign(n_buffers_, T(0));
@@ -132,12 +165,19 @@ class ParamSet {
     auto it = index_.find(name);
     return it == index_.end() ? nullptr : &entries_[it->second];
   }
-  std::vector<T>& values() { return values_; }
-  std::vector<T>& grads() { return grads_; }
-  std::vector<T>& buffers() { return buffers_; }
-  const std::vector<T>& values() const { return values_; }
-  const std::vector<T>& buffers() const { return buffers_; }
-  std::size_t num_parameters() const { return n_values_; }
+  // The whole arrays, padding included (length flat_size() / flat_buffer_size()).
+  FlatArray<T>& values() { return values_; }
+  FlatArray<T>& grads() { return grads_; }
+  FlatArray<T>& buffers() { return buffers_; }
+  const FlatArray<T>& values() const { return values_; }
+  const FlatArray<T>& grads() const { return grads_; }
+  const FlatArray<T>& buffers() const { return buffers_; }
+  // Real trainable parameters (no padding) / running statistics; the lengths of the flat arrays.
+  std::size_t num_parameters() const { return n_trainable_; }
+  std::size_t num_buffers() const { return n_running_; }
+  std::size_t flat_size() const { return n_values_; }
+  std::size_t flat_buffer_size() const { return n_buffers_; }
+  static constexpr std::size_t align_elements() { return kAlign; }
   // With a device mirror the gradients live there (to_host() copies them back), so only the mirror is cleared.
   void zero_grad() {
     if (mirror_)
@@ -149,9 +189,12 @@ class ParamSet {
  private:
   std::vector<Entry> entries_;
   std::unordered_map<std::string, std::size_t> index_;
-  mutable std::vector<T> values_, grads_, buffers_;  // mutable: to_host() refreshes them from a const set
+  static constexpr std::size_t kAlign = kAlignBytes >= sizeof(T) ? kAlignBytes / sizeof(T) : 1;
+  static std::size_t round_up(std::size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+  mutable FlatArray<T> values_, grads_, buffers_;  // mutable: to_host() refreshes them from a const set
   std::shared_ptr<ParamMirror<T>> mirror_;
-  std::size_t n_values_ = 0, n_buffers_ = 0;
+  std::size_t n_values_ = 0, n_buffers_ = 0;       // array lengths, padding included
+  std::size_t n_trainable_ = 0, n_running_ = 0;    // sums of the entries' sizes
   bool allocated_ = false;
 };
 

@@ -112,7 +112,7 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
     const auto run = [&](auto... mask) {
       if (train_)
         B::batchnorm_backward_train(d.n, c_, d.h * d.w, x_.data(), c.w(gamma_), save_mean_.data(),
-                                    save_invstd_.data(), dy.data(), dx.data(), c.g(gamma_), c.g(beta_), mask...);
+                                    save_invstd_.data(), scalar(eps), dy.data(), dx.data(), c.g(gamma_), c.g(beta_), mask...);
       else
         B::batchnorm_backward_eval(d.n, c_, d.h * d.w, x_.data(), c.w(gamma_), c.buf(mean_), c.buf(var_),
                                    scalar(eps), dy.data(), dx.data(), c.g(gamma_), c.g(beta_), mask...);

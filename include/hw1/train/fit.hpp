@@ -205,7 +205,7 @@ FitResult fit(Net& net, Loader<TrainSet>& train, Loader<ValSet>& val, Task& task
   // The optimizer works where the parameters live (host arrays, or the device mirror of a CUDA model).
   using Ops = TrainOps<typename Net::backend_type>;
   auto& params = net.params();
-  const std::size_t count = params.num_parameters();
+  const std::size_t count = params.flat_size();
   auto opt = Ops::make_optimizer(cfg.optimizer);
   LossScaler scaler;
   scaler.enabled = cfg.loss_scaling;

@@ -305,10 +305,11 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
 
 // dx = gamma*invstd/N * (N*dy - sum(dy) - xhat*sum(dy*xhat)); the batch statistics depend on x, hence the sums.
 // Per channel that is dx = a*dy + b*x + c, applied in one pass. relu_mask (may be null): a ReLU's mask (BnAfter)
-// applied to dy on the way in.
+// applied to dy on the way in. eps is the forward's (the backend contract passes it, cuDNN needs it); the saved
+// inverse standard deviations already hold it, so it is not read here.
 template <class T>
 void batchnorm_backward_train(int n, int c, int hw, const T* x, const T* gamma, const T* save_mean,
-                              const T* save_invstd, const T* dy, T* dx, T* dgamma, T* dbeta,
+                              const T* save_invstd, T /*eps*/, const T* dy, T* dx, T* dgamma, T* dbeta,
                               const std::uint8_t* relu_mask = nullptr) {
   const double count = double(n) * hw;
   detail::after_dy_sums(n, c, hw, x, dy, relu_mask, save_mean, [&](const detail::ChannelLoop& L, double* buf,

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,8 +29,15 @@ inline void check_cuda(cudaError_t e, const char* call) {
   if (e != cudaSuccess)
     throw Error(std::string(call) + " failed: " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
 }
+// cuDNN 9 keeps a sentence about the last failure (which descriptor or pointer was wrong): it goes into the
+// message beside the status name.
 inline void check_cudnn(cudnnStatus_t e, const char* call) {
-  if (e != CUDNN_STATUS_SUCCESS) throw Error(std::string(call) + " failed: " + cudnnGetErrorString(e));
+  if (e == CUDNN_STATUS_SUCCESS) return;
+  std::string msg = std::string(call) + " failed: " + cudnnGetErrorString(e);
+  char last[1024] = {0};
+  cudnnGetLastErrorString(last, sizeof last);
+  if (last[0]) msg += std::string(" (") + last + ")";
+  throw Error(msg);
 }
 inline void check_cublas(cublasStatus_t e, const char* call) {
   if (e != CUBLAS_STATUS_SUCCESS)
@@ -39,16 +47,41 @@ inline void check_cublas(cublasStatus_t e, const char* call) {
 #define HW1_CUDNN_CHECK(call) ::hw1::gpu::check_cudnn((call), #call)
 #define HW1_CUBLAS_CHECK(call) ::hw1::gpu::check_cublas((call), #call)
 
-// Number of usable devices; 0 when there is no driver (cudaErrorInsufficientDriver, 35) or no device (100).
-inline int device_count() {
-  int n = 0;
-  const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice) {
-    cudaGetLastError();  // clear the sticky error
-    return 0;
+// Whether the kernel driver exposes an NVIDIA device node (/dev/nvidia0, /dev/nvidiactl, ...).
+inline bool nvidia_device_node_present() {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/dev", ec)) {
+    const auto n = e.path().filename().string();
+    if (n.starts_with("nvidia") && n != "nvidia-caps") return true;
+  }
+  return false;
+}
+
+// What cudaGetDeviceCount's status means for "is there a GPU here". No GPU at all is 0 devices: error 100 (no
+// device), or 35 (no driver new enough) on a machine with no NVIDIA device node, i.e. no NVIDIA driver at all. A
+// machine that has a GPU which cannot run (35 with a device node: the driver is older than the toolkit hw1 was built
+// with; any other error) is an error, never "no GPU", so a GPU test there fails and says why instead of skipping.
+inline int device_count_from(cudaError_t e, int n, bool device_node_present) {
+  if (e == cudaSuccess) return n;
+  if (e == cudaErrorNoDevice || (e == cudaErrorInsufficientDriver && !device_node_present)) return 0;
+  if (e == cudaErrorInsufficientDriver) {
+    int driver = 0;
+    cudaDriverGetVersion(&driver);
+    throw Error("this machine has an NVIDIA device but its driver (CUDA " + std::to_string(driver / 1000) + "." +
+                std::to_string(driver % 1000 / 10) + ") is older than the CUDA " + std::to_string(CUDART_VERSION / 1000) +
+                "." + std::to_string(CUDART_VERSION % 1000 / 10) +
+                " runtime hw1 was built with (cudaGetDeviceCount: cudaErrorInsufficientDriver); update the driver, "
+                "or build hw1 with the toolkit the driver supports");
   }
   check_cuda(e, "cudaGetDeviceCount");
   return n;
+}
+// Number of usable devices (0 only where there truly is no GPU; see device_count_from).
+inline int device_count() {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) cudaGetLastError();  // clear the sticky error
+  return device_count_from(e, n, e == cudaSuccess || nvidia_device_node_present());
 }
 
 // Precision of the convolutions (and, for tf32, the GEMMs). fp32 (default): no tensor-core TF32, so results match

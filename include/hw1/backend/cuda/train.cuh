@@ -162,7 +162,7 @@ struct TrainOps<backend::cuda_t<float>> {
   static bool unscale_grads(ParamSet<float>& ps, double inv_scale) {
     gpu::DeviceBuffer<int> bad(1);
     bad.zero();
-    const auto n = gpu::kernels::Index(ps.num_parameters());
+    const auto n = gpu::kernels::Index(ps.flat_size());
     gpu::kernels::launch("unscale_check", n, gpu::kernels::unscale_check<float>, n, float(inv_scale), ps.grad(0), bad.data());
     return bad.to_vector()[0] == 0;
   }
