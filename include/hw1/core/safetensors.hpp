@@ -180,6 +180,20 @@ class SafeTensors {
     return t;
   }
 
+  // A file another reader has parsed (hw1/core/pth.hpp): every Info already checked against `data`, so the rest of
+  // hw1 (Model::load, the programs) reads a .pth through this one object.
+  static SafeTensors from_parts(std::string path, std::map<std::string, Info> tensors, std::vector<unsigned char> data,
+                                std::map<std::string, std::string> metadata = {}) {
+    SafeTensors st;
+    st.path_ = std::move(path);
+    st.tensors_ = std::move(tensors);
+    st.data_ = std::move(data);
+    st.metadata = std::move(metadata);
+    return st;
+  }
+  // The stored bytes of tensor `name` (info(name).end - info(name).begin of them), in its own dtype.
+  const unsigned char* bytes(const std::string& name) const { return data_.data() + info(name).begin; }
+
   std::map<std::string, std::string> metadata;
 
  private:
@@ -203,6 +217,11 @@ class SafeTensorsWriter {
   template <class E>
   void add(const std::string& name, const E& t) {
     add(name, shape_of(t), t.data());
+  }
+  // Bytes already in a safetensors dtype ("F16", "BF16", ...), kept as they are (hw1-convert).
+  void add_raw(const std::string& name, const std::string& dtype, const Shape& shape, const unsigned char* bytes,
+               std::size_t size) {
+    entries_.push_back({name, dtype, shape, std::vector<unsigned char>(bytes, bytes + size)});
   }
 
   void write(const std::string& path) const {
