@@ -761,11 +761,12 @@ inline SafeTensors read_zip(const std::string& path, const std::string& key) {
     const std::string rec = top + "/data/" + k;
     const auto* r = zip.find(rec);
     if (!r) throw Error("has no record " + rec + " (storage " + k + " of the state_dict)");
-    std::uint64_t nb;
-    if (mul_overflows(s->numel, s->elem, nb) || nb != r->size)
+    std::uint64_t nb = 0;
+    const bool too_big = mul_overflows(s->numel, s->elem, nb);
+    if (too_big || nb != r->size)
       throw Error("record " + rec + " holds " + std::to_string(r->size) + " bytes, the pickle says " +
-                  std::to_string(s->numel) + " " + s->dtype + " elements (" + std::to_string(s->numel * s->elem) +
-                  " bytes)");
+                  std::to_string(s->numel) + " " + s->dtype + " elements (" +
+                  (too_big ? std::string("more than 2^64") : std::to_string(nb)) + " bytes)");
     auto& buf = loaded[k];
     buf.resize(nb);
     zip.read(rec, buf.data(), nb);
