@@ -593,16 +593,21 @@ inline std::uint64_t checked_numel(const Entry& e) {
   return n;
 }
 
-inline void gather(const Node& t, const unsigned char* storage, unsigned char* out) {
-  const std::size_t es = t.base->elem, nd = t.size.size();
-  bool contiguous = true;
+inline bool is_contiguous(const Node& t) {
   std::uint64_t expect = 1;
-  for (std::size_t d = nd; d-- > 0;) {
-    if (t.size[d] != 1 && t.stride[d] != expect) contiguous = false;
+  for (std::size_t d = t.size.size(); d-- > 0;) {
+    if (t.size[d] != 1 && t.stride[d] != expect) return false;
     expect *= t.size[d];
   }
-  if (contiguous) {
-    std::memcpy(out, storage + t.offset * es, expect * es);
+  return true;
+}
+
+inline void gather(const Node& t, const unsigned char* storage, unsigned char* out) {
+  const std::size_t es = t.base->elem, nd = t.size.size();
+  if (is_contiguous(t)) {
+    std::uint64_t n = 1;
+    for (auto d : t.size) n *= d;
+    std::memcpy(out, storage + t.offset * es, n * es);
     return;
   }
   // Odometer over all but the last dimension; the last one is a strided row.
@@ -621,10 +626,12 @@ inline void gather(const Node& t, const unsigned char* storage, unsigned char* o
   }
 }
 
-// The selected state_dict's tensors, each checked against its storage; `storage_bytes(storage node)` returns the
-// storage's raw bytes (loaded on demand, so a checkpoint's optimizer state is never read).
-template <class Loader>
-SafeTensors assemble(const std::string& path, const Node& sd, Loader&& storage_bytes) {
+// The selected state_dict's tensors, each checked against its storage. `read_storage(storage node, out)` writes a
+// storage's bytes (sizes already checked against its record) to out: straight into the result where one tensor is
+// the whole storage (every tensor of a torchvision state_dict), else once into a buffer the views are copied from.
+// A checkpoint's other storages (an optimizer's state) are never read.
+template <class ReadStorage>
+SafeTensors assemble(const std::string& path, const Node& sd, ReadStorage&& read_storage) {
   std::vector<Entry> entries;
   bool all_module = true;
   for (std::size_t k = 0; k < sd.items.size(); k += 2) {
@@ -636,6 +643,7 @@ SafeTensors assemble(const std::string& path, const Node& sd, Loader&& storage_b
   std::map<std::string, SafeTensors::Info> infos;
   std::uint64_t total = 0;
   std::vector<std::uint64_t> counts;
+  std::map<const Node*, int> uses;
   for (const auto& e : entries) {
     const std::uint64_t n = checked_numel(e);
     std::uint64_t nb;
@@ -647,11 +655,26 @@ SafeTensors assemble(const std::string& path, const Node& sd, Loader&& storage_b
     in.end = std::size_t(total + nb);
     if (!infos.emplace(e.name, in).second) throw Error("holds tensor " + e.name + " twice");
     counts.push_back(n);
+    if (n) ++uses[e.t->base.get()];
     total += nb;
   }
   std::vector<unsigned char> data(total);
-  for (std::size_t k = 0; k < entries.size(); ++k)
-    if (counts[k]) gather(*entries[k].t, storage_bytes(*entries[k].t->base), data.data() + infos[entries[k].name].begin);
+  std::map<const Node*, std::vector<unsigned char>> shared;
+  for (std::size_t k = 0; k < entries.size(); ++k) {
+    if (!counts[k]) continue;
+    const Node& t = *entries[k].t;
+    unsigned char* dst = data.data() + infos[entries[k].name].begin;
+    if (uses[t.base.get()] == 1 && t.offset == 0 && counts[k] == t.base->numel && is_contiguous(t)) {
+      read_storage(*t.base, dst);
+      continue;
+    }
+    auto& buf = shared[t.base.get()];
+    if (buf.empty()) {
+      buf.resize(t.base->numel * t.base->elem);
+      read_storage(*t.base, buf.data());
+    }
+    gather(t, buf.data(), dst);
+  }
   return SafeTensors::from_parts(path, std::move(infos), std::move(data));
 }
 
@@ -756,7 +779,6 @@ inline SafeTensors read_zip(const std::string& path, const std::string& key) {
   const Node& sd = select_state_dict(*obj, key);
   std::map<std::string, const Node*> needed;
   collect_storages(sd, needed);
-  std::map<std::string, std::vector<unsigned char>> loaded;
   for (const auto& [k, s] : needed) {
     const std::string rec = top + "/data/" + k;
     const auto* r = zip.find(rec);
@@ -767,11 +789,8 @@ inline SafeTensors read_zip(const std::string& path, const std::string& key) {
       throw Error("record " + rec + " holds " + std::to_string(r->size) + " bytes, the pickle says " +
                   std::to_string(s->numel) + " " + s->dtype + " elements (" +
                   (too_big ? std::string("more than 2^64") : std::to_string(nb)) + " bytes)");
-    auto& buf = loaded[k];
-    buf.resize(nb);
-    zip.read(rec, buf.data(), nb);
   }
-  return assemble(path, sd, [&](const Node& s) { return loaded.at(s.s).data(); });
+  return assemble(path, sd, [&](const Node& s, unsigned char* out) { zip.read(top + "/data/" + s.s, out, s.numel * s.elem); });
 }
 
 inline SafeTensors read_legacy(const std::string& path, const std::string& key, std::uint64_t file_size) {
@@ -803,7 +822,7 @@ inline SafeTensors read_legacy(const std::string& path, const std::string& key, 
   std::map<std::string, const Node*> needed;
   collect_storages(sd, needed);
   // Every storage key the object pickle named, with its type: the records follow in the key list's order.
-  std::map<std::string, std::vector<unsigned char>> loaded;
+  std::map<std::string, std::uint64_t> at;  // where each storage's bytes begin
   std::map<std::string, const Node*> all;
   std::set<std::string> listed;
   std::vector<const Node*> stack{obj.get()};
@@ -834,19 +853,18 @@ inline SafeTensors read_legacy(const std::string& path, const std::string& key, 
     if (mul_overflows(n, s.elem, nb) || nb > file_size - used)
       throw Error("truncated file (storage " + k->s + " needs " + std::to_string(n) + " x " + std::to_string(s.elem) +
                   " bytes, " + std::to_string(file_size - used) + " are left)");
-    if (needed.count(k->s)) {
-      auto& buf = loaded[k->s];
-      buf.resize(nb);
-      f.read(reinterpret_cast<char*>(buf.data()), std::streamsize(nb));
-      if (std::uint64_t(f.gcount()) != nb) throw Error("read error in storage " + k->s);
-    } else {
-      f.seekg(std::streamoff(nb), std::ios::cur);
-    }
+    at[k->s] = used;
+    f.seekg(std::streamoff(nb), std::ios::cur);
     used += nb;
   }
   for (const auto& [k, s] : needed)
-    if (!loaded.count(k)) throw Error("storage " + k + " of the state_dict is not in the file's key list");
-  return assemble(path, sd, [&](const Node& s) { return loaded.at(s.s).data(); });
+    if (!at.count(k)) throw Error("storage " + k + " of the state_dict is not in the file's key list");
+  return assemble(path, sd, [&](const Node& s, unsigned char* out) {
+    const std::uint64_t nb = s.numel * s.elem;
+    f.seekg(std::streamoff(at.at(s.s)));
+    f.read(reinterpret_cast<char*>(out), std::streamsize(nb));
+    if (std::uint64_t(f.gcount()) != nb) throw Error("read error in storage " + s.s);
+  });
 }
 
 }  // namespace pth_detail
