@@ -351,7 +351,7 @@ const hw1::test::RunsWhen<have_torch> Torch{"/usr/bin/python3 has no torch (Debi
 
 // Views (offset, transposed, channels-last, a slice of a shared storage, an expanded stride-0 view), dtypes and
 // _metadata as torch.save writes them, in both formats, plain and wrapped: equal to what PyTorch reads back (the
-// reference, written by tests/parity/st.py as contiguous float64).
+// reference, written by tests/parity/st.py as contiguous float64). And torch.save(model) refused with its class.
 BOOST_AUTO_TEST_CASE(torch_written_views_and_dtypes, *boost::unit_test::label("needs_torch") * boost::unit_test::precondition(Torch)) {
   hw1::test::TempDir dir("pth-torch");
   const std::string tests = fs::path(__FILE__).parent_path().parent_path().string();
@@ -378,6 +378,7 @@ torch.save(sd, d + "/zip.pth")
 torch.save(sd, d + "/legacy.pth", _use_new_zipfile_serialization=False)
 torch.save({"epoch": 3, "state_dict": sd, "optimizer": {"state": {0: {"momentum_buffer": torch.ones(3)}}}},
            d + "/wrapped.pth")
+torch.save(torch.nn.Linear(2, 3), d + "/model.pth")  # a whole model: refused, with what to save instead
 back = torch.load(d + "/zip.pth")
 st.save(d + "/expected.safetensors", {k: v.double().contiguous().numpy() for k, v in back.items()})
 )PY";
@@ -403,4 +404,6 @@ st.save(d + "/expected.safetensors", {k: v.double().contiguous().numpy() for k, 
       BOOST_TEST(f.tensor<double>("bn.num_batches_tracked").data()[0] == 12345678901.0);
     }
   }
+  check_error(dir.path / "model.pth", "refusing `torch.nn.modules.linear.Linear`: the file holds a pickled Python object");
+  check_error(dir.path / "model.pth", "save the weights with torch.save(model.state_dict(), PATH) instead");
 }
