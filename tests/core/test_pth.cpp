@@ -337,8 +337,16 @@ BOOST_FIXTURE_TEST_CASE(stack_memo_and_nesting_are_bounded, Fixture) {
 BOOST_FIXTURE_TEST_CASE(safetensors_still_read_and_pth_key_refused_there, Fixture) {
   hw1::SafeTensorsWriter w;
   w.add("x", hw1::Shape{2}, f32.data());
+  w.add("y", hw1::Shape{2}, f64.data());
   w.write((dir.path / "w.safetensors").string());
-  BOOST_TEST(hw1::read_weights((dir.path / "w.safetensors").string()).names().size() == 1u);
+  const auto st = hw1::read_weights((dir.path / "w.safetensors").string());
+  BOOST_TEST(st.names().size() == 2u);
+  // bytes(): a tensor's stored bytes (hw1-convert copies them), for a read file as for a .pth.
+  BOOST_TEST(std::memcmp(st.bytes("x"), f32.data(), 8) == 0);
+  BOOST_TEST(std::memcmp(st.bytes("y"), f64.data(), 16) == 0);
+  const auto p = hw1::read_pth(zip("z.pth", state_dict_pickle(ts, false)).string());
+  BOOST_TEST(std::memcmp(p.bytes("a"), f32.data() + 2, 24) == 0);
+  BOOST_TEST(std::memcmp(p.bytes("h"), f16.data(), 6) == 0);
   check_error(dir.path / "w.safetensors", "--pth-key k given, but this is not a .pth file", "k");
 }
 
