@@ -146,7 +146,7 @@ class SafeTensors {
   template <class T>
   void copy_to(const std::string& name, T* out) const {
     const Info& in = info(name);
-    const unsigned char* p = data_.data() + in.begin;
+    const unsigned char* p = bytes(name);
     const std::size_t count = (in.end - in.begin) / detail::dtype_size(in.dtype);
     auto load = [&](auto tag) {
       using S = decltype(tag);
@@ -191,7 +191,8 @@ class SafeTensors {
     st.metadata = std::move(metadata);
     return st;
   }
-  // The stored bytes of tensor `name` (info(name).end - info(name).begin of them), in its own dtype.
+  // The stored bytes of tensor `name` (info(name).end - info(name).begin of them), in its own dtype: the one
+  // place that knows where the tensor data lies in data_ (copy_to reads through it too).
   const unsigned char* bytes(const std::string& name) const { return data_.data() + info(name).begin; }
 
   std::map<std::string, std::string> metadata;
