@@ -1,4 +1,4 @@
-// hw1-forward: run one of the three networks on a safetensors input, optionally back-propagate a given output
+// hw1-forward: run one of the three networks (weights from a .safetensors or a PyTorch .pth) on a safetensors input, optionally back-propagate a given output
 // gradient, and write the results under torchvision's names. The interop / debugging tool: compare with PyTorch,
 // inspect a checkpoint, check a port.
 #include <chrono>
@@ -13,7 +13,7 @@
 namespace {
 
 const char* kUsage =
-    "usage: hw1-forward --model resnet101|fcn32s|deeplabv3 --num-classes K --weights W.safetensors\n"
+    "usage: hw1-forward --model resnet101|fcn32s|deeplabv3 --num-classes K --weights W.safetensors|W.pth\n"
     "                   --input X.safetensors --output Y.safetensors [--train]\n"
     "                   [--grad-output G.safetensors --grads D.safetensors] [--seed S] [--dtype float32|float64]\n"
     "                   [--trace-algorithms]\n"
@@ -22,14 +22,16 @@ const char* kUsage =
     "                dropout probabilities are treated as 0 so the run is deterministic.\n"
     "  --grad-output back-propagates tensor `grad_output` (shaped like `output`); D receives the gradient of\n"
     "                the input under `input` and of every trainable parameter under its name.\n"
-    "  --weights     may be omitted to use a seeded random initialisation (--seed, default 0).\n"
+    "  --weights     may be omitted to use a seeded random initialisation (--seed, default 0). A PyTorch .pth\n"
+    "                (torch.save of a state_dict, either format) is read as it is; --pth-key K picks the state_dict\n"
+    "                under key K of a checkpoint dict (default: the only one there); `module.` prefixes are dropped.\n"
     "  --dtype       compute in float32 (default) or float64 (the same templates, for checking against a\n"
     "                float64 reference); outputs are written in that precision.\n"
     "  --trace-algorithms  print how many convolution calls took each CPU algorithm (a line 'algorithms: ...';\n"
     "                the selector's choices depend on shape, thread count and CPU: tests/parity checks them).\n";
 
 struct Args {
-  std::string model, weights, input, output, grad_output, grads, dtype = "float32";
+  std::string model, weights, pth_key, input, output, grad_output, grads, dtype = "float32";
   int num_classes = 0;
   bool train = false, trace = false;
   std::uint64_t seed = 0;
@@ -40,14 +42,15 @@ using hw1::UsageError;
 // hw1::Cli reads the options (ranges, values that are flags); the checks below are this program's own.
 Args parse(int argc, char** argv) {
   const hw1::Cli cli(argc, argv,
-                     {"--model", "--weights", "--input", "--output", "--grad-output", "--grads", "--dtype",
+                     {"--model", "--weights", "--pth-key", "--input", "--output", "--grad-output", "--grads", "--dtype",
                       "--num-classes", "--seed"},
                      {"--train", "--trace-algorithms"}, kUsage,
-                     {{"--weights", "a file"}, {"--input", "a file"}, {"--output", "a file"},
+                     {{"--weights", "a file"}, {"--pth-key", "a key"}, {"--input", "a file"}, {"--output", "a file"},
                       {"--grad-output", "a file"}, {"--grads", "a file"}, {"--dtype", "a name"}});
   Args a;
   a.model = cli.str("--model");
   a.weights = cli.str("--weights");
+  a.pth_key = cli.str("--pth-key");
   a.input = cli.str("--input");
   a.output = cli.str("--output");
   a.grad_output = cli.str("--grad-output");
@@ -149,7 +152,8 @@ int main(int argc, char** argv) {
   return hw1::run_main("hw1-forward", kUsage, [&] {
     const Args a = parse(argc, argv);
     std::optional<hw1::SafeTensors> weights;
-    if (!a.weights.empty()) weights = hw1::SafeTensors::read(a.weights);
+    if (!a.weights.empty()) weights = hw1::read_weights(a.weights, a.pth_key);
+    else if (!a.pth_key.empty()) throw hw1::UsageError("--pth-key goes with --weights FILE.pth");
     return a.dtype == "float64" ? dispatch<hw1::backend::cpu_t<double>>(a, weights)
                                 : dispatch<hw1::backend::cpu>(a, weights);
   });

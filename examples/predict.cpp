@@ -37,6 +37,7 @@ namespace fs = std::filesystem;
 const char* kUsage =
     "usage: hw1-predict --checkpoint C [--checkpoint C2 ...] --images DIR (--csv OUT.csv | --masks OUT_DIR)\n"
     "                   [--batch-size N] [--device cpu|cuda|cuda:N] [--precision P] [--skip-bad] [--force]\n"
+    "                   [--model M --num-classes K [--input-size S] [--pth-key KEY]]\n"
     "  --csv OUT.csv    problem 1: DIR holds *.png; writes 'image_id,label' then one 'name.png,label' row per\n"
     "                   image (resnet101 checkpoints).\n"
     "  --masks OUT_DIR  problem 2: DIR holds xxxx_sat.jpg; writes OUT_DIR/xxxx.png, RGB masks in the course\n"
@@ -48,7 +49,11 @@ const char* kUsage =
     "  --precision P    cuda only: float32 (default; TF32 off) | tf32 | fp16 | bf16 (convolutions in 16 bits with\n"
     "                   float32 accumulation, the rest float32).\n"
     "  --skip-bad       skip unreadable images (reported at the end) instead of stopping at the first.\n"
-    "  --force          overwrite an existing OUT.csv, or write into an OUT_DIR that already holds files.\n";
+    "  --force          overwrite an existing OUT.csv, or write into an OUT_DIR that already holds files.\n"
+    "  A checkpoint may also be a bare torchvision state_dict (.safetensors without hw1 metadata, or a PyTorch\n"
+    "  .pth): then --model resnet101|fcn32s|deeplabv3 and --num-classes K say what it is, and preprocessing is\n"
+    "  ImageNet's mean/std (classifier inputs resized to --input-size S, default 224). --pth-key KEY picks the\n"
+    "  state_dict under KEY of a .pth checkpoint dict (default: the only one there).\n";
 
 // One ensemble member: a loaded network behind a type-erased forward (the three models are distinct types).
 struct Member {
@@ -67,9 +72,34 @@ Member make_member(const std::string& path, const hw1::SafeTensors& file, const 
   return {path, info, net, [net](const hw1::Tensor& x) { return net->forward(x); }};
 }
 
-Member load_member(const std::string& path, bool segmentation, bool cuda) {
-  const hw1::SafeTensors file = hw1::SafeTensors::read(path);
-  const hw1::CheckpointInfo info = hw1::CheckpointInfo::from(file);
+// What a bare state_dict (no hw1 checkpoint metadata) is: --model, --num-classes, --input-size, --pth-key.
+struct BareSpec {
+  std::string model, pth_key;
+  int num_classes = 0, input_size = 224;
+};
+
+hw1::CheckpointInfo checkpoint_info(const std::string& path, const hw1::SafeTensors& file, const BareSpec& bare) {
+  if (file.metadata.count("format")) {
+    hw1::CheckpointInfo info = hw1::CheckpointInfo::from(file);
+    if (!bare.model.empty() && bare.model != info.model)
+      throw hw1::Error(path + ": an hw1 checkpoint of " + info.model + ", but --model says " + bare.model);
+    return info;
+  }
+  if (bare.model.empty() || bare.num_classes < 1)
+    throw hw1::Error(path + ": a bare state_dict (no hw1 checkpoint metadata): give --model resnet101|fcn32s|deeplabv3 "
+                     "and --num-classes K to say what it holds");
+  hw1::CheckpointInfo info;  // ImageNet's mean and std
+  info.model = bare.model;
+  info.num_classes = bare.num_classes;
+  info.input_size = bare.model == "resnet101" ? bare.input_size : 0;
+  for (const auto& n : file.names()) info.aux_loss = info.aux_loss || n.starts_with("aux_classifier.");
+  return info;
+}
+
+Member load_member(const std::string& path, bool segmentation, bool cuda, const BareSpec& bare) {
+  const hw1::SafeTensors file = hw1::read_weights(path, bare.pth_key);
+  const hw1::CheckpointInfo info = checkpoint_info(path, file, bare);
+  const std::string says = file.metadata.count("format") ? "its metadata says num_classes " : "--num-classes is ";
   if (segmentation)
     info.expect_model({"fcn32s", "deeplabv3"}, path + " (--masks)");
   else
@@ -83,9 +113,10 @@ Member load_member(const std::string& path, bool segmentation, bool cuda) {
                                                      : "classifier.4.weight";
   if (!file.has(last)) throw hw1::Error(path + ": holds no " + last + "; not a " + info.model + " checkpoint");
   if (const auto& shape = file.info(last).shape; shape.empty() || shape[0] != std::size_t(info.num_classes))
-    throw hw1::Error(path + ": its metadata says num_classes " + std::to_string(info.num_classes) + " but its " + last +
+    throw hw1::Error(path + ": " + says + std::to_string(info.num_classes) + " but its " + last +
                      " has " + (shape.empty() ? std::string("no") : std::to_string(shape[0])) +
-                     " output rows; the checkpoint is inconsistent (was its metadata edited?)");
+                     " output rows" + (file.metadata.count("format") ? "; the checkpoint is inconsistent (was its metadata edited?)"
+                                                                    : ": give the --num-classes it was trained with"));
   if (segmentation && info.num_classes > hw1::kSegClasses)
     throw hw1::Error(path + ": a segmenter with " + std::to_string(info.num_classes) +
                      " classes; the course colours cover " + std::to_string(hw1::kSegClasses));
@@ -215,8 +246,18 @@ void prepare_output(const std::string& out, bool is_dir, bool force) {
 
 int run(int argc, char** argv) {
   const hw1::Cli cli(argc, argv,
-                     {"--checkpoint", "--images", "--csv", "--masks", "--batch-size", "--device", "--precision"},
+                     {"--checkpoint", "--images", "--csv", "--masks", "--batch-size", "--device", "--precision",
+                      "--model", "--num-classes", "--input-size", "--pth-key"},
                      {"--skip-bad", "--force"}, kUsage);
+  BareSpec bare;
+  bare.model = cli.str("--model");
+  if (!bare.model.empty() && bare.model != "resnet101" && bare.model != "fcn32s" && bare.model != "deeplabv3")
+    throw hw1::UsageError("--model must be resnet101, fcn32s or deeplabv3, got '" + bare.model + "'");
+  bare.num_classes = int(cli.integer("--num-classes", 0, 1, hw1::kMaxClasses));
+  bare.input_size = int(cli.integer("--input-size", 224, hw1::kMinImageSide, hw1::kMaxImageSide));
+  bare.pth_key = cli.str("--pth-key");
+  if (bare.model.empty() != (bare.num_classes == 0))
+    throw hw1::UsageError("--model and --num-classes go together (they describe a bare state_dict)");
   const hw1::DeviceOption dev = hw1::parse_device_option(cli);
 #ifdef HW1_WITH_CUDA
   if (dev.cuda) predict_cuda::use_device(dev.index, dev.precision);
@@ -239,7 +280,7 @@ int run(int argc, char** argv) {
   }
   std::vector<Member> members;
   for (const auto& c : ckpts) {
-    members.push_back(load_member(c, seg, dev.cuda));
+    members.push_back(load_member(c, seg, dev.cuda, bare));
     if (members.back().info.num_classes != members.front().info.num_classes)
       throw hw1::Error(c + ": has " + std::to_string(members.back().info.num_classes) + " classes but " + ckpts.front() +
                        " has " + std::to_string(members.front().info.num_classes) + "; an ensemble needs one label set");

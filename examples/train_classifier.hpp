@@ -40,7 +40,9 @@ Trains ResNet101 (torchvision layout) on DIR/{label}_{id}.png images; validates 
   --hflip, --rotate DEG    augmentation: horizontal flips, rotations in [-DEG, DEG], DEG in 0..180 (report: --hflip --rotate 15)
   --num-classes K          default: the largest label in --train + 1 (a --val label >= K is an error)
   --init-weights FILE      start from a weights file (e.g. torchvision resnet101 with 1000 classes): loads every
-                           tensor that fits and lists the ones skipped (the fc head of another class count)
+                           tensor that fits and lists the ones skipped (the fc head of another class count);
+                           .safetensors or a PyTorch .pth as downloaded (resnet101-63fe2227.pth)
+  --pth-key K              the state_dict under key K of a .pth checkpoint dict (default: the only one there)
 )USAGE") + hw1::examples::common_trainer_options("images") + R"USAGE(Report recipe: --init-weights resnet101.safetensors --input-size 224 --hflip --rotate 15 --optimizer adam
                --lr 2e-5 --batch-size 32 --epochs 15
 The last line printed is "best val_accuracy A at epoch E (chance C)", C = the majority-class rate of --val.

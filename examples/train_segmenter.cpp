@@ -12,7 +12,7 @@ int run(int argc, char** argv) {
       "--batch-size", "--lr",         "--optimizer",  "--input-size",    "--seed",            "--weight-decay",
       "--momentum",   "--schedule",   "--warmup-steps", "--step-epochs", "--gamma",           "--crop",
       "--class-weights", "--aux-loss", "--init-weights", "--workers",    "--snapshot-images", "--snapshot-epochs",
-      "--device",     "--precision",   "--keep-epochs"};
+      "--device",     "--precision",   "--keep-epochs", "--pth-key"};
   const std::set<std::string> flags{"--hflip", "--vflip", "--rot90", "--nesterov", "--skip-bad", "--force"};
   const hw1::RunArgs ra = hw1::parse_run_args(kProgram, argc, argv, options, flags, kUsage,
                                               {"--epochs", "--workers", "--device", "--precision", "--keep-epochs"});

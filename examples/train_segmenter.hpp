@@ -45,7 +45,9 @@ Trains a 7-class segmenter on DIR/xxxx_sat.jpg + xxxx_mask.png pairs; validation
                            its inverse frequency would dominate the loss)
   --aux-loss W             deeplabv3: weight >= 0 of the auxiliary FCN head on layer3 (0 = no auxiliary head, default)
   --init-weights FILE      start from a weights file (e.g. torchvision vgg16 features for fcn32s); loads every
-                           tensor that fits and lists the ones skipped
+                           tensor that fits and lists the ones skipped; .safetensors or a PyTorch .pth as
+                           downloaded (vgg16-397923af.pth)
+  --pth-key K              the state_dict under key K of a .pth checkpoint dict (default: the only one there)
   --snapshot-images IDS    validation ids, e.g. 0010,0097,0107 ...
   --snapshot-epochs LIST   ... drawn at these epochs, e.g. 1,16,25, into snapshots/epoch-NNN.png
                            (rows: images; columns: image | ground truth | prediction, in the course colours)

@@ -2,7 +2,7 @@
 # Installs what a fresh Debian 12 needs to build and test hw1. Idempotent: does nothing when all is installed.
 set -euo pipefail
 
-packages=(build-essential cmake ninja-build ccache libeigen3-dev libxtensor-dev nlohmann-json3-dev
+packages=(build-essential cmake ninja-build ccache libeigen3-dev libxtensor-dev nlohmann-json3-dev libminizip-dev
   libboost-test-dev libopenblas0-openmp libpng-dev libjpeg-dev libcairo2-dev pkg-config python3-torch python3-torchvision python3-numpy)
 
 missing=()

@@ -2,10 +2,15 @@
 """Generate PyTorch float64 reference data for the hw1 parity tests (see README.md in this folder).
 
   make_reference.py --model resnet101|fcn32s|deeplabv3 --num-classes K --shape N,3,H,W --seed S \
-                    --mode eval|train --out DIR [--input normal|smooth] [--threads T]
+                    --mode eval|train --out DIR [--input normal|smooth] [--threads T] [--pth SPEC]
+  --pth SPEC writes the weights as DIR/weights.pth with torch.save instead of weights.safetensors; SPEC is a
+  comma list of zip|legacy (the format), float32|float16 (the references then use the float16-rounded weights),
+  bare|wrapped|module (the state_dict itself, inside {"epoch": 3, "state_dict": ...}, or with DataParallel's
+  `module.` prefixes) and transposed (the largest 2-d weight saved as a transposed view, a 4-d one channels-last).
   make_reference.py --self-test
 """
 import argparse
+import collections
 import copy
 import os
 import sys
@@ -140,6 +145,12 @@ def generate(a):
             m.p = 0.0  # dropout is the identity in eval and must be deterministic in train mode
     draw = (lambda: smooth(shape, gen)) if a.input == "smooth" else (lambda: torch.randn(shape, generator=gen))
     randomise(model, gen, draw())
+    pth = parse_pth(a.pth) if a.pth else None
+    if pth and pth["dtype"] == "float16":
+        with torch.no_grad():  # the references see exactly the weights the float16 file holds
+            for t in model.state_dict().values():
+                if t.is_floating_point():
+                    t.copy_(t.half().float())
     model.eval()
     x = draw()
     out_shape = [shape[0], a.num_classes] + ([] if a.model == "resnet101" else shape[2:])
@@ -163,7 +174,10 @@ def generate(a):
     sd = {n: (t.numpy() if n.endswith("num_batches_tracked") else t.float().numpy())
           for n, t in model.state_dict().items()}
     p = lambda f: os.path.join(a.out, f)  # noqa: E731
-    st.save(p("weights.safetensors"), sd, meta)
+    if pth:
+        save_pth(p("weights.pth"), model.state_dict(), pth)
+    else:
+        st.save(p("weights.safetensors"), sd, meta)
     st.save(p("input.safetensors"), {"input": x.numpy()}, meta)
     st.save(p("grad_output.safetensors"), {"grad_output": gy.numpy()}, meta)
     st.save(p("expected_output.safetensors"), np64(outs64), meta)
@@ -182,6 +196,48 @@ def generate(a):
           f"d_input={e_max['input']:.1e} grads median={sorted(e_max.values())[len(e_max) // 2]:.1e} "
           f"worst={e_max[worst]:.1e} ({worst}) | grads rel-L2 median={e_l2[len(e_l2) // 2]:.1e} "
           f"worst={e_l2[-1]:.1e} | {len(sd)} tensors, {time.perf_counter() - t0:.1f}s")
+
+
+def parse_pth(spec):
+    out = {"format": "zip", "dtype": "float32", "wrap": "bare", "transposed": False}
+    for w in spec.split(","):
+        if w in ("zip", "legacy"):
+            out["format"] = w
+        elif w in ("float32", "float16"):
+            out["dtype"] = w
+        elif w in ("bare", "wrapped", "module"):
+            out["wrap"] = w
+        elif w == "transposed":
+            out["transposed"] = True
+        else:
+            raise SystemExit(f"--pth: unknown word '{w}' (zip|legacy, float32|float16, bare|wrapped|module, transposed)")
+    return out
+
+
+def save_pth(path, state, pth):
+    """torch.save of the state_dict as SPEC says (a real checkpoint's layouts: views, prefixes, wrappers)."""
+    sd = collections.OrderedDict()
+    for n, t in state.items():
+        sd[n] = t.half() if pth["dtype"] == "float16" and t.is_floating_point() else t.clone()
+    sd._metadata = getattr(state, "_metadata", None)
+    if pth["transposed"]:
+        two = [n for n, t in sd.items() if t.dim() == 2]
+        if two:
+            n = max(two, key=lambda k: sd[k].numel())
+            sd[n] = sd[n].t().contiguous().t()  # same values, strides (1, rows)
+        four = [n for n, t in sd.items() if t.dim() == 4 and t.shape[1] > 1]
+        n = four[0]
+        sd[n] = sd[n].contiguous(memory_format=torch.channels_last)
+        assert not sd[n].is_contiguous()
+    if pth["wrap"] == "module":
+        wrapped = collections.OrderedDict(("module." + n, t) for n, t in sd.items())
+        wrapped._metadata = sd._metadata
+        obj = wrapped
+    elif pth["wrap"] == "wrapped":
+        obj = {"epoch": 3, "state_dict": sd, "best_metric": 0.5, "args": {"lr": 0.1, "arch": "hw1"}}
+    else:
+        obj = sd
+    torch.save(obj, path, _use_new_zipfile_serialization=pth["format"] == "zip")
 
 
 def self_test():
@@ -253,6 +309,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--input", choices=["normal", "smooth"], default="normal",
                     help="input (and calibration batch): iid N(0, 1), or image-like spatially correlated values")
+    ap.add_argument("--pth", help="write the weights as weights.pth (torch.save) as SPEC says: see the top of this file")
     a = ap.parse_args()
     if a.self_test:
         return self_test()

@@ -19,6 +19,8 @@
 // (trace.hpp's names): HW1_PARITY_EXPECT for the run with gradients, HW1_PARITY_EXPECT_INFERENCE for the
 // inference run (eval cases). The selector's choices depend on shape, threads and CPU: a case that means to cover
 // an algorithm says so here, and fails if the selector stops taking it.
+// The weights file is <dir>/weights.safetensors, or <dir>/$HW1_PARITY_WEIGHTS (weights.pth: the .pth cases, which
+// check loading, so HW1_PARITY_INFERENCE_ONLY=1 runs only the inference case).
 // Usage: parity_check -- <hw1-forward> <dir> <model> <num-classes> <eval|train>
 #define BOOST_TEST_MODULE parity
 #include <boost/test/unit_test.hpp>
@@ -127,12 +129,17 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+std::string weights_file(const std::string& dir) {
+  const char* w = std::getenv("HW1_PARITY_WEIGHTS");
+  return dir + "/" + (w && *w ? w : "weights.safetensors");
+}
+
 }  // namespace
 
 std::string forward_command(const std::string& tool, const std::string& dir, const std::string& model,
                             const std::string& k, bool train, const std::string& dtype) {
-  return "\"" + tool + "\" --model " + model + " --num-classes " + k + " --weights \"" + dir +
-         "/weights.safetensors\" --input \"" + dir + "/input.safetensors\" --output \"" + dir + "/hw1_output_" + dtype +
+  return "\"" + tool + "\" --model " + model + " --num-classes " + k + " --weights \"" + weights_file(dir) +
+         "\" --input \"" + dir + "/input.safetensors\" --output \"" + dir + "/hw1_output_" + dtype +
          ".safetensors\" --grad-output \"" + dir + "/grad_output.safetensors\" --grads \"" + dir + "/hw1_grads_" + dtype +
          ".safetensors\" --dtype " + dtype + (train ? " --train" : "") + " --trace-algorithms";
 }
@@ -143,6 +150,7 @@ BOOST_AUTO_TEST_CASE(matches_torchvision) {
   const std::string tool = suite.argv[1], dir = suite.argv[2], model = suite.argv[3], k = suite.argv[4],
                     mode = suite.argv[5];
   const bool train = mode == "train";
+  if (const char* only = std::getenv("HW1_PARITY_INFERENCE_ONLY"); only && std::string(only) == "1") return;
   for (const std::string dtype : {"float64", "float32"}) {
     const std::string cmd = forward_command(tool, dir, model, k, train, dtype);
     BOOST_TEST_MESSAGE(cmd);
@@ -200,8 +208,8 @@ BOOST_AUTO_TEST_CASE(inference_without_recording_matches_torchvision) {
   if (mode == "train") return;  // training records for backward: nothing is fused there
   for (const std::string dtype : {"float64", "float32"}) {
     const std::string out = dir + "/hw1_inference_" + dtype + ".safetensors";
-    const std::string cmd = "\"" + tool + "\" --model " + model + " --num-classes " + k + " --weights \"" + dir +
-                            "/weights.safetensors\" --input \"" + dir + "/input.safetensors\" --output \"" + out +
+    const std::string cmd = "\"" + tool + "\" --model " + model + " --num-classes " + k + " --weights \"" +
+                            weights_file(dir) + "\" --input \"" + dir + "/input.safetensors\" --output \"" + out +
                             "\" --dtype " + dtype + " --trace-algorithms";
     BOOST_TEST_MESSAGE(cmd);
     const auto [rc, counts] = run_traced(cmd);

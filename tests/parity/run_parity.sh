@@ -17,8 +17,9 @@ if ! "$python" -c "import torch, torchvision" 2>/dev/null; then
   exit 77
 fi
 rm -rf "$dir"
+# HW1_PARITY_PTH=SPEC: the weights as a torch.save .pth (make_reference.py --pth), read by hw1-forward as it is.
 "$python" "$make_reference" --model "$model" --num-classes "$k" --shape "$shape" --seed "$seed" --mode "$mode" \
-  --out "$dir"
+  --out "$dir" ${HW1_PARITY_PTH:+--pth "$HW1_PARITY_PTH"}
 "$parity_check" -- "$forward" "$dir" "$model" "$k" "$mode"
 if [ "${HW1_PARITY_KEEP:-0}" = 1 ]; then
   echo "run_parity.sh: kept $dir (HW1_PARITY_KEEP=1)"

@@ -51,3 +51,18 @@ hw1_parity_case(deeplabv3.eval.f4 deeplabv3 7 1,3,256,256 19 eval "${_hw1_no_f4}
 hw1_parity_case(deeplabv3.train.f4 deeplabv3 7 2,3,256,256 14 train "${_hw1_no_f4}" "")
 # F(4x4) in training on request (HW1_WINOGRAD4=train): outside the default, still held to the parity rule.
 hw1_parity_case(fcn32s.train.f4-opt-in fcn32s 7 4,3,70,45 18 train "fwd_f4>0 dx_f4>0" "" "HW1_WINOGRAD4=train")
+# The same parity with the weights as PyTorch writes them (torch.save at test time, tests/parity/make_reference.py
+# --pth): both formats, float16, views with odd strides, a checkpoint dict, DataParallel's prefixes, each read by
+# hw1-forward straight from the .pth (hw1/core/pth.hpp). Inference only, small inputs: these cases check loading.
+function(hw1_parity_pth_case name model k shape seed spec)
+  add_test(NAME parity.pth.${name}
+           COMMAND ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/run_parity.sh ${HW1_TORCH_PYTHON}
+                   ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/make_reference.py $<TARGET_FILE:parity_check>
+                   $<TARGET_FILE:hw1-forward> ${CMAKE_BINARY_DIR}/parity/pth-${name} ${model} ${k} ${shape} ${seed} eval)
+  set_tests_properties(parity.pth.${name} PROPERTIES LABELS "parity;pth" RESOURCE_LOCK hw1_disk SKIP_RETURN_CODE 77
+                       ENVIRONMENT "HW1_PARITY_PTH=${spec};HW1_PARITY_WEIGHTS=weights.pth;HW1_PARITY_INFERENCE_ONLY=1")
+endfunction()
+hw1_parity_pth_case(resnet101.zip.f32.transposed resnet101 1000 2,3,48,40 21 "zip,float32,transposed")
+hw1_parity_pth_case(resnet101.legacy.f16.wrapped resnet101 50 2,3,40,36 22 "legacy,float16,wrapped")
+hw1_parity_pth_case(fcn32s.legacy.f32.module fcn32s 7 1,3,64,48 23 "legacy,float32,module")
+hw1_parity_pth_case(deeplabv3.zip.f16.transposed deeplabv3 7 1,3,64,64 24 "zip,float16,transposed,module")

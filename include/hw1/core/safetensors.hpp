@@ -146,7 +146,7 @@ class SafeTensors {
   template <class T>
   void copy_to(const std::string& name, T* out) const {
     const Info& in = info(name);
-    const unsigned char* p = data_.data() + in.begin;
+    const unsigned char* p = bytes(name);
     const std::size_t count = (in.end - in.begin) / detail::dtype_size(in.dtype);
     auto load = [&](auto tag) {
       using S = decltype(tag);
@@ -180,6 +180,21 @@ class SafeTensors {
     return t;
   }
 
+  // A file another reader has parsed (hw1/core/pth.hpp): every Info already checked against `data`, so the rest of
+  // hw1 (Model::load, the programs) reads a .pth through this one object.
+  static SafeTensors from_parts(std::string path, std::map<std::string, Info> tensors, std::vector<unsigned char> data,
+                                std::map<std::string, std::string> metadata = {}) {
+    SafeTensors st;
+    st.path_ = std::move(path);
+    st.tensors_ = std::move(tensors);
+    st.data_ = std::move(data);
+    st.metadata = std::move(metadata);
+    return st;
+  }
+  // The stored bytes of tensor `name` (info(name).end - info(name).begin of them), in its own dtype: the one
+  // place that knows where the tensor data lies in data_ (copy_to reads through it too).
+  const unsigned char* bytes(const std::string& name) const { return data_.data() + info(name).begin; }
+
   std::map<std::string, std::string> metadata;
 
  private:
@@ -203,6 +218,11 @@ class SafeTensorsWriter {
   template <class E>
   void add(const std::string& name, const E& t) {
     add(name, shape_of(t), t.data());
+  }
+  // Bytes already in a safetensors dtype ("F16", "BF16", ...), kept as they are (hw1-convert).
+  void add_raw(const std::string& name, const std::string& dtype, const Shape& shape, const unsigned char* bytes,
+               std::size_t size) {
+    entries_.push_back({name, dtype, shape, std::vector<unsigned char>(bytes, bytes + size)});
   }
 
   void write(const std::string& path) const {

@@ -12,6 +12,7 @@
 
 #include "hw1/core/compose.hpp"
 #include "hw1/core/params.hpp"
+#include "hw1/core/pth.hpp"
 #include "hw1/core/safetensors.hpp"
 
 namespace hw1 {
@@ -101,7 +102,10 @@ class Model {
                   " of " + std::to_string(params_.entries().size()) + " model tensors are missing)");
     return r;
   }
-  LoadReport load(const std::string& path, LoadOptions opt = {}) { return load(SafeTensors::read(path), opt); }
+  // A .safetensors or a PyTorch .pth (read_weights: by content; pth_key picks the state_dict in a checkpoint dict).
+  LoadReport load(const std::string& path, LoadOptions opt = {}, const std::string& pth_key = "") {
+    return load(read_weights(path, pth_key), opt);
+  }
 
   // Adds every parameter and running statistic, under its torchvision name, to a writer.
   void add_to(SafeTensorsWriter& w) const {

@@ -77,7 +77,7 @@ class Cli {
         {"--perplexity", "a number"},    {"--device", "a device"},        {"--precision", "a precision"},
         {"--optimizer", "a name"},       {"--schedule", "a name"},        {"--model", "a name"},
         {"--kind", "a name"},            {"--class-weights", "a name"},   {"--snapshot-images", "a list of ids"},
-        {"--snapshot-epochs", "a list of epochs"}};
+        {"--snapshot-epochs", "a list of epochs"}, {"--pth-key", "a key"}};
     const auto it = m.find(k);
     return it == m.end() ? "a value" : it->second;
   }

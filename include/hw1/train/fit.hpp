@@ -142,11 +142,13 @@ inline void clear_run_files(const std::string& dir) {
   }
 }
 
-// --init-weights: loads every tensor of `path` whose name and shape fit, lists the ones skipped. A file that is
-// an hw1 checkpoint of another network, or that fits nothing at all, is an error.
+// --init-weights: loads every tensor of `path` (.safetensors or a PyTorch .pth, whose state_dict --pth-key picks)
+// whose name and shape fit, lists the ones skipped. A file that is an hw1 checkpoint of another network, or that
+// fits nothing at all, is an error.
 template <class Net>
-void init_weights(Net& net, const std::string& path, const std::string& model, std::ostream& out = std::cout) {
-  SafeTensors f = SafeTensors::read(path);
+void init_weights(Net& net, const std::string& path, const std::string& model, std::ostream& out = std::cout,
+                  const std::string& pth_key = "") {
+  SafeTensors f = read_weights(path, pth_key);
   if (f.metadata.count("format")) CheckpointInfo::from(f).expect_model({model}, path);
   const LoadReport r = net.load(f, {.strict = false});
   if (r.loaded.empty())
@@ -408,7 +410,9 @@ void start_run(Net& net, const RunArgs& ra, const std::string& program, const st
   const Cli& cli = ra.cli;
   if (cli.has("--init-weights") &&
       !(ra.resume && std::filesystem::exists(std::filesystem::path(ra.run_dir) / "optimizer.safetensors")))
-    init_weights(net, cli.str("--init-weights"), model);
+    init_weights(net, cli.str("--init-weights"), model, std::cout, cli.str("--pth-key"));
+  else if (cli.has("--pth-key") && !cli.has("--init-weights"))
+    throw UsageError("--pth-key goes with --init-weights FILE.pth");
   if (ra.resume) {
     std::cout << "resume " << ra.run_dir << ": options restored from run.json\n";
   } else {
