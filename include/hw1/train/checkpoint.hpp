@@ -1,7 +1,8 @@
 // Checkpoints: a safetensors file with the model's tensors under torchvision's names plus the metadata needed
 // to rebuild the model and its preprocessing (so hw1-predict needs nothing but the file). A run directory holds
 // epoch-NNN.safetensors, best.safetensors, optimizer.safetensors (optimizer state + where the run stands),
-// metrics.csv and curves.png; every file is written atomically (temporary file + rename).
+// metrics.csv and curves.png; every file is written atomically and durably (hw1::AtomicFile: temporary file,
+// fsync, rename, fsync of the directory).
 #pragma once
 #include <array>
 #include <csignal>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "hw1/core/atomic_file.hpp"
 #include "hw1/core/safetensors.hpp"
 
 namespace hw1 {
@@ -94,18 +96,11 @@ void save_checkpoint(const std::string& path, const Net& net, const CheckpointIn
   net.save(path, info.to_metadata());
 }
 
-// Writes text to `path` atomically.
+// Writes text to `path` atomically and durably (hw1::AtomicFile).
 inline void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!f) throw Error(path + ": cannot write");
-    f << text;
-    if (!f.flush()) throw Error(path + ": write failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw Error(path + ": cannot move the written file into place: " + ec.message());
+  AtomicFile f(path);
+  f.write(text);
+  f.commit();
 }
 
 // The metrics log: one CSV row per epoch, rewritten atomically after every epoch.
