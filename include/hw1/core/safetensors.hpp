@@ -239,7 +239,7 @@ class SafeTensorsWriter {
     std::size_t count = 1;
     for (auto d : shape) count *= d;
     Entry e{name, dtype_of<T>(), shape, std::vector<unsigned char>(count * sizeof(T))};
-    std::memcpy(e.bytes.data(), data, count * sizeof(T));
+    if (count) std::memcpy(e.bytes.data(), data, count * sizeof(T));  // an empty vector's data() may be null
     entries_.push_back(std::move(e));
   }
   template <class E>
