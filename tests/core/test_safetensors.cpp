@@ -101,6 +101,21 @@ BOOST_AUTO_TEST_CASE(offsets_must_match_the_shape_and_lie_in_the_file) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(deeply_nested_values_are_refused_without_recursion) {
+  // Error messages used to print the shape with json::dump, which recurses once per nesting level.
+  const std::size_t depth = 2000000;
+  const std::string nested = std::string(depth, '[') + std::string(depth, ']');
+  const std::string e =
+      parse_error(R"({"w":{"dtype":"F32","shape":)" + nested + R"(,"data_offsets":[0,4]}})", 4);
+  BOOST_TEST(e == "w.safetensors: tensor w: shape (a nested list) has an entry that is not a non-negative integer");
+  const std::string e2 =
+      parse_error(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":)" + nested + "}}", 4);
+  BOOST_TEST(e2 == "w.safetensors: tensor w: data_offsets (a nested list) is not a pair of non-negative integers");
+  const std::string e3 = parse_error(R"({"w":{"dtype":"F32","shape":[")" + std::string(1000, 'x') +
+                                         R"("],"data_offsets":[0,4]}})", 4);
+  BOOST_TEST(e3.size() < 200u);
+}
+
 BOOST_AUTO_TEST_CASE(malformed_entries_and_headers) {
   BOOST_TEST(contains(parse_error(R"({"w":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}})", 4), "unsupported dtype F33"));
   BOOST_TEST(contains(parse_error(R"({"w":{"dtype":7,"shape":[1],"data_offsets":[0,4]}})", 4), "dtype is not a string"));

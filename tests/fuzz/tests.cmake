@@ -20,15 +20,23 @@ if(NOT HW1_FUZZ STREQUAL "OFF")
   set(_hw1_fuzz_why "clang++-14 not found")
   if(HW1_FUZZ_CXX)
     # A test compile: clang++-14 alone is not enough, libFuzzer and the sanitizer runtimes (libclang-rt-14-dev)
-    # must link.
-    set(_probe_dir ${CMAKE_CURRENT_BINARY_DIR}/fuzz/probe)
-    file(MAKE_DIRECTORY ${_probe_dir})
-    file(WRITE ${_probe_dir}/probe.cpp
-         "#include <cstddef>\n#include <cstdint>\n"
-         "extern \"C\" int LLVMFuzzerTestOneInput(const std::uint8_t*, std::size_t) { return 0; }\n")
-    execute_process(COMMAND ${HW1_FUZZ_CXX} -std=c++20 -fsanitize=fuzzer,address,undefined probe.cpp -o probe
-                    WORKING_DIRECTORY ${_probe_dir} RESULT_VARIABLE _probe_rc OUTPUT_QUIET ERROR_VARIABLE _probe_err)
-    if(_probe_rc EQUAL 0)
+    # must link. Done once per compiler path (cached), so reconfiguring stays fast.
+    if(NOT HW1_FUZZ_PROBED_CXX STREQUAL HW1_FUZZ_CXX)
+      set(_probe_dir ${CMAKE_CURRENT_BINARY_DIR}/fuzz/probe)
+      file(MAKE_DIRECTORY ${_probe_dir})
+      file(WRITE ${_probe_dir}/probe.cpp
+           "#include <cstddef>\n#include <cstdint>\n"
+           "extern \"C\" int LLVMFuzzerTestOneInput(const std::uint8_t*, std::size_t) { return 0; }\n")
+      execute_process(COMMAND ${HW1_FUZZ_CXX} -std=c++20 -fsanitize=fuzzer,address,undefined probe.cpp -o probe
+                      WORKING_DIRECTORY ${_probe_dir} RESULT_VARIABLE _probe_rc OUTPUT_QUIET ERROR_QUIET)
+      set(HW1_FUZZ_PROBED_CXX ${HW1_FUZZ_CXX} CACHE INTERNAL "")
+      if(_probe_rc EQUAL 0)
+        set(HW1_FUZZ_LINKS TRUE CACHE INTERNAL "")
+      else()
+        set(HW1_FUZZ_LINKS FALSE CACHE INTERNAL "")
+      endif()
+    endif()
+    if(HW1_FUZZ_LINKS)
       set(_hw1_fuzz_ok TRUE)
     else()
       set(_hw1_fuzz_why "${HW1_FUZZ_CXX} -fsanitize=fuzzer does not link (libclang-rt-14-dev missing?)")

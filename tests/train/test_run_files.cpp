@@ -90,6 +90,11 @@ BOOST_AUTO_TEST_CASE(run_json_with_unknown_options_is_corrupt_not_a_usage_error)
   BOOST_TEST(contains(msg, "run.json: corrupt run description (unknown option '--bogus')"), msg);
   BOOST_TEST(contains(resume_error(tmp, "{"), "run.json: corrupt run description ("));
   BOOST_TEST(contains(resume_error(tmp, R"({"program":"prog","args":[1]})"), "run.json: corrupt run description ("));
+  // A "program" that is not a string used to escape as nlohmann::type_error (not an hw1::Error).
+  const std::string e = resume_error(tmp, R"({"program":1,"args":[]})");
+  BOOST_TEST(contains(e, "run.json: corrupt run description ([json.exception.type_error.302]"), e);
+  BOOST_TEST(contains(resume_error(tmp, R"({"program":"other","args":[]})"), ": is a run of other, not of prog"));
+  BOOST_TEST(contains(resume_error(tmp, R"({"args":[]})"), ": is a run of another program, not of prog"));
 }
 
 BOOST_AUTO_TEST_CASE(run_json_round_trip_is_durable) {

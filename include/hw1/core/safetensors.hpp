@@ -182,6 +182,18 @@ class SafeTensors {
   std::map<std::string, std::string> metadata;
 
  private:
+  // A header value for an error message: flat lists and scalars as written, cut at 80 characters; nested
+  // values are not printed (json::dump recurses, and a 100 MB header may nest a million levels deep).
+  static std::string brief(const nlohmann::json& v) {
+    if (v.is_structured())
+      for (const auto& e : v)
+        if (e.is_structured()) return v.is_array() ? "(a nested list)" : "(an object)";
+    if (v.is_object()) return "(an object)";
+    std::string s = v.dump();
+    if (s.size() > 80) s = s.substr(0, 77) + "...";
+    return s;
+  }
+
   // One header entry {"dtype", "shape", "data_offsets"}, checked against `data_size` data bytes.
   static Info parse_entry(const nlohmann::json& v, std::uint64_t data_size) {
     if (!v.is_object()) throw Error("malformed header entry (not a JSON object)");
@@ -198,20 +210,20 @@ class SafeTensors {
     std::uint64_t bytes = es, nonzero = 1;
     for (const auto& d : shape) {
       if (!d.is_number_unsigned())
-        throw Error("shape " + shape.dump() + " has an entry that is not a non-negative integer");
+        throw Error("shape " + brief(shape) + " has an entry that is not a non-negative integer");
       const std::uint64_t k = d.get<std::uint64_t>();
       if (k != 0 && bytes > data_size / k)
-        throw Error("shape " + shape.dump() + " of " + info.dtype + " needs more bytes than the file holds (" +
+        throw Error("shape " + brief(shape) + " of " + info.dtype + " needs more bytes than the file holds (" +
                     std::to_string(data_size) + " data bytes)");
       if (k != 0 && nonzero > (std::uint64_t(1) << 48) / k)
-        throw Error("shape " + shape.dump() + " is too large");
+        throw Error("shape " + brief(shape) + " is too large");
       bytes *= k;
       if (k != 0) nonzero *= k;
       info.shape.push_back(std::size_t(k));
     }
     const auto& off = v.at("data_offsets");
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      throw Error("data_offsets " + off.dump() + " is not a pair of non-negative integers");
+      throw Error("data_offsets " + brief(off) + " is not a pair of non-negative integers");
     const std::uint64_t begin = off[0].get<std::uint64_t>(), end = off[1].get<std::uint64_t>();
     if (end < begin || end - begin != bytes)
       throw Error("data_offsets [" + std::to_string(begin) + "," + std::to_string(end) + "] do not match shape " +

@@ -54,16 +54,18 @@ inline RunArgs parse_run_args(const std::string& program, int argc, char** argv,
   const std::string json_path = (std::filesystem::path(dir) / "run.json").string();
   std::ifstream f(json_path);
   if (!f) throw Error(dir + ": not a run directory to resume (no run.json; was it written by " + program + "?)");
-  nlohmann::json j;
   std::vector<std::string> orig;
-  try {
-    j = nlohmann::json::parse(f);
+  std::string stored_program;
+  try {  // nlohmann's type errors included: "program": 1 is a corrupt file too
+    const nlohmann::json j = nlohmann::json::parse(f);
     orig = j.at("args").get<std::vector<std::string>>();
+    stored_program = j.value("program", std::string());
   } catch (const std::exception& e) {
     throw Error(json_path + ": corrupt run description (" + e.what() + ")");
   }
-  if (j.value("program", "") != program)
-    throw Error(dir + ": is a run of " + j.value("program", std::string("another program")) + ", not of " + program);
+  if (stored_program != program)
+    throw Error(dir + ": is a run of " + (stored_program.empty() ? std::string("another program") : stored_program) +
+                ", not of " + program);
   // The stored options are data, not a command line: --help there would print the usage and exit 0 (a resume
   // that "succeeds" without training), and an unknown option is a corrupt file, not a usage error.
   for (const auto& a : orig)
