@@ -342,6 +342,11 @@ BOOST_AUTO_TEST_CASE(png_header_size_is_checked_before_any_allocation) {
   const std::string e2 = error_with_memory_cap([&] { hw1::decode_png(png_header_only(1, 300000), "wide.png"); }, 1024);
   BOOST_TEST(contains(e2, "wide.png: unsupported image size ("), e2);
   BOOST_TEST(contains(e2, "at most 65535 on a side"), e2);
+  // Within the limits, but far more pixels than the file's bytes can inflate to: refused before the 768 MiB
+  // image is allocated (the 512 MiB cap would make that allocation fail).
+  const std::string e4 = error_with_memory_cap([&] { hw1::decode_png(png_header_only(16384, 16384), "lie.png"); }, 512);
+  BOOST_TEST(contains(e4, "lie.png: truncated PNG data ("), e4);
+  BOOST_TEST(contains(e4, "bytes cannot hold the 16384x16384 image its header declares"), e4);
   // Within the limits, no pixel data: truncated.
   const std::string e3 = error_with_memory_cap([&] { hw1::decode_png(png_header_only(100, 100), "empty.png"); }, 1024);
   BOOST_TEST(contains(e3, "empty.png: "), e3);

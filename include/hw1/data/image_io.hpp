@@ -356,6 +356,13 @@ inline Image decode_png(const std::vector<std::uint8_t>& bytes, const std::strin
   int channels = 0;
   if (!detail::png_read_header(g.png, g.info, io, h, w)) throw fail();
   detail::check_size(h, w, name);
+  // deflate expands at most 1032:1, so a file too small for its declared pixels is cut off (or lies): refused
+  // before the image is allocated (a 100-byte file may declare 16384x16384, 768 MiB).
+  const std::uint64_t raw = std::uint64_t(h) * ((std::uint64_t(w) * png_get_bit_depth(g.png, g.info) *
+                                                 png_get_channels(g.png, g.info) + 7) / 8);
+  if (raw > std::uint64_t(bytes.size()) * 1032)
+    throw Error(name + ": truncated PNG data (" + std::to_string(bytes.size()) + " bytes cannot hold the " +
+                std::to_string(h) + "x" + std::to_string(w) + " image its header declares)");
   if (!detail::png_read_layout(g.png, g.info, channels)) throw fail();
   if (channels != 1 && channels != 3) throw Error(name + ": unexpected PNG layout with " + std::to_string(channels) + " channels");
   Image img(int(h), int(w), channels);
