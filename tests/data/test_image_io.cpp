@@ -328,6 +328,17 @@ BOOST_AUTO_TEST_CASE(jpeg_header_size_is_checked_before_any_allocation) {
   const std::string e2 = error_with_memory_cap([&] { hw1::read_image(tmp / "big.jpg"); }, 1024);
   BOOST_TEST(contains(e2, tmp / "big.jpg" + ": invalid JPEG data ("), e2);
   BOOST_TEST(!contains(e2, "child ended"), e2);
+  // A baseline file declaring 16000x16000 in a few hundred bytes: refused before the 732 MiB image is allocated
+  // (baseline Huffman coding needs 2 bits per 8x8 block at least).
+  std::vector<std::uint8_t> lie = hw1::encode_jpeg(smooth(8, 8, 3));
+  for (std::size_t i = 0; i + 9 < lie.size(); ++i)
+    if (lie[i] == 0xFF && lie[i + 1] == 0xC0) {
+      lie[i + 5] = 0x3E, lie[i + 6] = 0x80, lie[i + 7] = 0x3E, lie[i + 8] = 0x80;  // 16000
+      break;
+    }
+  const std::string e4 = error_with_memory_cap([&] { hw1::decode_jpeg(lie, "lie.jpg"); }, 512);
+  BOOST_TEST(contains(e4, "lie.jpg: truncated JPEG data ("), e4);
+  BOOST_TEST(contains(e4, "bytes cannot hold the 16000x16000 image its header declares"), e4);
   // A progressive file of a sane size that is cut off: truncated, not thousands of rows of gray.
   auto cut = progressive_jpeg_declaring(4000, 4000);
   cut.resize(cut.size() - 8);

@@ -387,6 +387,18 @@ inline Image decode_jpeg(const std::vector<std::uint8_t>& bytes, const std::stri
   if (!detail::jpeg_read_head(g.ci, err, bytes.data(), bytes.size())) throw fail();
   if (err.eof) throw fail();  // the header itself was cut off
   detail::check_size(g.ci.image_height, g.ci.image_width, name);
+  // Baseline Huffman coding spends at least 2 bits on every 8x8 block (a DC code and an end-of-block code), so a
+  // file too small for its declared size is cut off (or lies): refused before anything is allocated for it.
+  // Progressive and arithmetic coding have no such floor (an end-of-band run covers thousands of blocks).
+  if (!g.ci.progressive_mode && !g.ci.arith_code) {
+    std::uint64_t blocks = 0;
+    for (int c = 0; c < g.ci.num_components; ++c)
+      blocks += std::uint64_t(g.ci.comp_info[c].width_in_blocks) * g.ci.comp_info[c].height_in_blocks;
+    if (blocks * 2 > std::uint64_t(bytes.size()) * 8)
+      throw Error(name + ": truncated JPEG data (" + std::to_string(bytes.size()) + " bytes cannot hold the " +
+                  std::to_string(g.ci.image_height) + "x" + std::to_string(g.ci.image_width) +
+                  " image its header declares)");
+  }
   if (!detail::jpeg_read_start(g.ci, err)) throw fail();
   if (err.eof) throw fail();  // a progressive file's scans are all read by jpeg_start_decompress
   detail::check_size(g.ci.output_height, g.ci.output_width, name);
