@@ -7,7 +7,8 @@
 # Adding a harness for a new parser (e.g. the .pth reader): write tests/fuzz/fuzz_<name>.cpp, which includes
 # "fuzz_common.hpp" and defines hw1_fuzz_seeds(dir) (seeds from the library's writers) and
 # LLVMFuzzerTestOneInput (one input into the parser; let only hw1::Error out, through hw1::fuzz::run), then add
-# one line `hw1_add_fuzzer(<name>)` at the end of this file. A harness that needs libraries beyond libpng and
+# one line `hw1_add_fuzzer(<name>)` at the end of this file (optionally a libFuzzer dictionary fuzz_<name>.dict
+# of the format's tokens next to it). A harness that needs libraries beyond libpng and
 # libjpeg lists them: hw1_add_fuzzer(<name> LIBS <paths...>).
 set(HW1_FUZZ AUTO CACHE STRING "Build the libFuzzer harnesses and run them briefly in the suite (AUTO, ON, OFF)")
 set_property(CACHE HW1_FUZZ PROPERTY STRINGS AUTO ON OFF)
@@ -79,8 +80,13 @@ function(hw1_add_fuzzer name)
     COMMAND_EXPAND_LISTS VERBATIM)
   add_custom_target(fuzz_${name} DEPENDS ${out})
   add_dependencies(hw1_fuzzers fuzz_${name})
+  # fuzz_<name>.dict next to the harness, where there is one: tokens of the format (libFuzzer's -dict).
+  set(dict "")
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_${name}.dict)
+    set(dict -dict=${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_${name}.dict)
+  endif()
   add_test(NAME ${test} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run_fuzzer.sh ${out}
-                                   ${CMAKE_CURRENT_BINARY_DIR}/fuzz/work/${name} ${HW1_FUZZ_SECONDS})
+                                   ${CMAKE_CURRENT_BINARY_DIR}/fuzz/work/${name} ${HW1_FUZZ_SECONDS} ${dict})
   # ASan's own leak check at exit and libFuzzer's per-input one (-detect_leaks, on by default) both apply.
   set_tests_properties(${test} PROPERTIES LABELS fuzz TIMEOUT 300 SKIP_RETURN_CODE 77)
 endfunction()
