@@ -4,12 +4,15 @@
 # HW1_FUZZ_SECONDS from a seed corpus the harness writes itself (run_fuzzer.sh); longer runs by hand, see
 # docs/fuzzing.md. Without clang++-14 and libFuzzer every fuzz.* test reports Skipped, never Passed.
 #
-# Adding a harness for a new parser (e.g. the .pth reader): write tests/fuzz/fuzz_<name>.cpp, which includes
-# "fuzz_common.hpp" and defines hw1_fuzz_seeds(dir) (seeds from the library's writers) and
-# LLVMFuzzerTestOneInput (one input into the parser; let only hw1::Error out, through hw1::fuzz::run), then add
-# one line `hw1_add_fuzzer(<name>)` at the end of this file (optionally a libFuzzer dictionary fuzz_<name>.dict
-# of the format's tokens next to it). A harness that needs libraries beyond libpng and
-# libjpeg lists them: hw1_add_fuzzer(<name> LIBS <paths...>).
+# Adding a harness for a new parser, e.g. fuzz_pth for include/hw1/core/pth.hpp:
+#   1. tests/fuzz/fuzz_pth.cpp: include "fuzz_common.hpp", define hw1_fuzz_seeds(dir) (seeds written by the
+#      library's own writers) and LLVMFuzzerTestOneInput (one input into the parser, wrapped in hw1::fuzz::run so
+#      that only hw1::Error may leave it); optionally tests/fuzz/fuzz_pth.dict, the format's tokens (-dict);
+#   2. one line `hw1_add_fuzzer(pth)` at the end of this file (`LIBS <paths...>` for libraries beyond libpng and
+#      libjpeg).
+# Feed the parser from memory where it has such an entry point (SafeTensors::parse, decode_png); one that only
+# takes a path gets the input written to a file on /dev/shm first, as fuzz_run_json.cpp does (on ext4 every
+# rewrite of a file would wait for the disk).
 set(HW1_FUZZ AUTO CACHE STRING "Build the libFuzzer harnesses and run them briefly in the suite (AUTO, ON, OFF)")
 set_property(CACHE HW1_FUZZ PROPERTY STRINGS AUTO ON OFF)
 set(HW1_FUZZ_SECONDS 20 CACHE STRING "Seconds each fuzz.* test fuzzes")
