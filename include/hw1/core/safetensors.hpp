@@ -64,7 +64,8 @@ class SafeTensors {
     std::size_t begin = 0, end = 0;
   };
 
-  // Reads and validates a whole file; every problem is an hw1::Error naming the file.
+  // Reads and validates a whole file; every problem is an hw1::Error naming the file. The header is checked
+  // before the data is read (a header that does not fit the file allocates nothing for it).
   static SafeTensors read(const std::string& path) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) throw Error(path + ": cannot open: no such file");
@@ -76,49 +77,26 @@ class SafeTensors {
     if (end < 0) throw Error(path + ": cannot read: not a regular file");
     const std::uint64_t file_size = std::uint64_t(end);
     f.seekg(0);
-    std::vector<unsigned char> bytes(file_size);
-    f.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(file_size));
-    if (std::uint64_t(f.gcount()) != file_size) throw Error(path + ": truncated while reading (the file shrank)");
-    return parse(std::move(bytes), path);
+    unsigned char len[8] = {};
+    if (file_size >= 8) f.read(reinterpret_cast<char*>(len), 8);
+    const std::uint64_t n = header_length(len, file_size, path);
+    std::string header(n, '\0');
+    f.read(header.data(), std::streamsize(n));
+    SafeTensors st = from_header(header, file_size - 8 - n, path);
+    st.data_.resize(file_size - 8 - n);
+    f.read(reinterpret_cast<char*>(st.data_.data()), std::streamsize(st.data_.size()));
+    if (std::uint64_t(f.gcount()) != st.data_.size()) throw Error(path + ": truncated while reading tensor data");
+    return st;
   }
 
-  // Validates the bytes of a whole file (`path` only labels errors): after this every tensor's shape, dtype
-  // and data_offsets agree and lie inside the data, so copy_to / tensor never read out of bounds.
-  static SafeTensors parse(std::vector<unsigned char> bytes, const std::string& path) {
-    SafeTensors st;
-    st.path_ = path;
-    const std::uint64_t file_size = bytes.size();
-    if (file_size < 8) throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
-    std::uint64_t n = 0;
-    for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[std::size_t(i)];
-    if (n > file_size - 8 || n > (std::uint64_t(100) << 20))
-      throw Error(path + ": not a safetensors file or truncated (header length " + std::to_string(n) +
-                  " exceeds the file size " + std::to_string(file_size) + ")");
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(n));
-    } catch (const std::exception& e) {
-      throw Error(path + ": corrupt safetensors header (invalid JSON: " + e.what() + ")");
-    }
-    if (!j.is_object()) throw Error(path + ": corrupt safetensors header (not a JSON object)");
-    const std::uint64_t data_size = file_size - 8 - n;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key() == "__metadata__") {
-        if (it.value().is_object())
-          for (auto m = it.value().begin(); m != it.value().end(); ++m)
-            if (m.value().is_string()) st.metadata[m.key()] = m.value().get<std::string>();
-        continue;
-      }
-      try {
-        st.tensors_[it.key()] = parse_entry(it.value(), data_size);
-      } catch (const Error& e) {
-        throw Error(path + ": tensor " + it.key() + ": " + e.what());
-      } catch (const std::exception& e) {
-        throw Error(path + ": tensor " + it.key() + ": malformed header entry (" + e.what() + ")");
-      }
-    }
-    st.data_offset_ = std::size_t(8 + n);
-    st.data_ = std::move(bytes);
+  // The same checks on the bytes of a whole file in memory (`path` only labels errors): after either, every
+  // tensor's shape, dtype and data_offsets agree and lie inside the data, so copy_to / tensor never read out of
+  // bounds.
+  static SafeTensors parse(const std::vector<unsigned char>& bytes, const std::string& path) {
+    const std::uint64_t n = header_length(bytes.data(), bytes.size(), path);
+    const std::string header(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(n));
+    SafeTensors st = from_header(header, bytes.size() - 8 - n, path);
+    st.data_.assign(bytes.begin() + 8 + std::ptrdiff_t(n), bytes.end());
     return st;
   }
 
@@ -145,7 +123,7 @@ class SafeTensors {
   template <class T>
   void copy_to(const std::string& name, T* out) const {
     const Info& in = info(name);
-    const unsigned char* p = data_.data() + data_offset_ + in.begin;
+    const unsigned char* p = data_.data() + in.begin;
     const std::size_t count = (in.end - in.begin) / detail::dtype_size(in.dtype);
     auto load = [&](auto tag) {
       using S = decltype(tag);
@@ -182,6 +160,46 @@ class SafeTensors {
   std::map<std::string, std::string> metadata;
 
  private:
+  // The header length from a file's first 8 bytes (`len`, read only when file_size >= 8).
+  static std::uint64_t header_length(const unsigned char* len, std::uint64_t file_size, const std::string& path) {
+    if (file_size < 8) throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
+    std::uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
+    if (n > file_size - 8 || n > (std::uint64_t(100) << 20))
+      throw Error(path + ": not a safetensors file or truncated (header length " + std::to_string(n) +
+                  " exceeds the file size " + std::to_string(file_size) + ")");
+    return n;
+  }
+
+  // Everything but the data: metadata and tensor entries, each checked against `data_size` data bytes.
+  static SafeTensors from_header(const std::string& header, std::uint64_t data_size, const std::string& path) {
+    SafeTensors st;
+    st.path_ = path;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(header);
+    } catch (const std::exception& e) {
+      throw Error(path + ": corrupt safetensors header (invalid JSON: " + e.what() + ")");
+    }
+    if (!j.is_object()) throw Error(path + ": corrupt safetensors header (not a JSON object)");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() == "__metadata__") {
+        if (it.value().is_object())
+          for (auto m = it.value().begin(); m != it.value().end(); ++m)
+            if (m.value().is_string()) st.metadata[m.key()] = m.value().get<std::string>();
+        continue;
+      }
+      try {
+        st.tensors_[it.key()] = parse_entry(it.value(), data_size);
+      } catch (const Error& e) {
+        throw Error(path + ": tensor " + it.key() + ": " + e.what());
+      } catch (const std::exception& e) {
+        throw Error(path + ": tensor " + it.key() + ": malformed header entry (" + e.what() + ")");
+      }
+    }
+    return st;
+  }
+
   // A header value for an error message: flat lists and scalars as written, cut at 80 characters; nested
   // values are not printed (json::dump recurses, and a 100 MB header may nest a million levels deep).
   static std::string brief(const nlohmann::json& v) {
@@ -238,8 +256,7 @@ class SafeTensors {
 
   std::string path_;
   std::map<std::string, Info> tensors_;
-  std::vector<unsigned char> data_;  // the whole file; tensor data starts at data_offset_
-  std::size_t data_offset_ = 0;
+  std::vector<unsigned char> data_;  // the data after the header; Info::begin / end index it
 };
 
 // Collects tensors, then writes them in one go to `path` atomically and durably (hw1::AtomicFile), so an
