@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <zlib.h>
 
 #include "hw1/data/image_io.hpp"
 
@@ -222,4 +225,140 @@ BOOST_AUTO_TEST_CASE(write_errors) {
   hw1::write_png(tmp / "over.png", pattern(9, 9, 3));
   hw1::write_png(tmp / "over.png", pattern(2, 3, 1));
   BOOST_TEST(hw1::read_png(tmp / "over.png", 0).pixels == pattern(2, 3, 1).pixels);
+}
+
+namespace {
+
+// A PNG of nothing but signature, IHDR (h x w, 8-bit RGB) and IEND: a header that declares a size.
+std::vector<std::uint8_t> png_header_only(std::uint32_t h, std::uint32_t w) {
+  std::vector<std::uint8_t> b{137, 80, 78, 71, 13, 10, 26, 10};
+  auto chunk = [&](const char* type, const std::vector<std::uint8_t>& data) {
+    const std::uint32_t n = std::uint32_t(data.size());
+    for (int i = 3; i >= 0; --i) b.push_back(std::uint8_t(n >> (8 * i)));
+    std::vector<std::uint8_t> body(type, type + 4);
+    body.insert(body.end(), data.begin(), data.end());
+    b.insert(b.end(), body.begin(), body.end());
+    const std::uint32_t crc = std::uint32_t(::crc32(0, body.data(), uInt(body.size())));
+    for (int i = 3; i >= 0; --i) b.push_back(std::uint8_t(crc >> (8 * i)));
+  };
+  std::vector<std::uint8_t> ihdr;
+  for (std::uint32_t v : {w, h})
+    for (int i = 3; i >= 0; --i) ihdr.push_back(std::uint8_t(v >> (8 * i)));
+  ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});
+  chunk("IHDR", ihdr);
+  chunk("IDAT", {0x78, 0x9c});  // the start of a zlib stream, then nothing
+  chunk("IEND", {});
+  return b;
+}
+
+// A real 8x8 gray JPEG whose SOF0 is turned into a progressive SOF2 declaring h x w, and whose one scan becomes
+// a valid DC-first scan (Se = 0): a few hundred bytes that a progressive decoder sizes its coefficient buffers by
+// (65500x65500 gray: 8 GiB) in jpeg_start_decompress.
+std::vector<std::uint8_t> progressive_jpeg_declaring(std::uint16_t h, std::uint16_t w) {
+  std::vector<std::uint8_t> b = hw1::encode_jpeg(smooth(8, 8, 1));
+  for (std::size_t i = 0; i + 9 < b.size(); ++i) {
+    if (b[i] == 0xFF && b[i + 1] == 0xC0) {
+      b[i + 1] = 0xC2;
+      b[i + 5] = std::uint8_t(h >> 8), b[i + 6] = std::uint8_t(h);
+      b[i + 7] = std::uint8_t(w >> 8), b[i + 8] = std::uint8_t(w);
+    }
+    if (b[i] == 0xFF && b[i + 1] == 0xDA) {
+      const std::size_t ns = b[i + 4], p = i + 5 + 2 * ns;  // Ss, Se, Ah/Al follow the component list
+      b[p + 1] = 0;
+      break;
+    }
+  }
+  return b;
+}
+
+// The hw1::Error message of f() run in a child process whose address space is capped at `limit_mb`: a decoder
+// that tried to allocate gigabytes would fail there (or be killed), never take the machine's memory.
+template <class F>
+std::string error_with_memory_cap(F f, std::size_t limit_mb) {
+  int fds[2];
+  BOOST_REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    rlimit lim{limit_mb << 20, limit_mb << 20};
+    ::setrlimit(RLIMIT_AS, &lim);
+    std::string msg;
+    try {
+      f();
+      msg = "(no error)";
+    } catch (const std::exception& e) {
+      msg = e.what();
+    }
+    if (::write(fds[1], msg.data(), msg.size()) < 0) ::_exit(3);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[512];
+  ::ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, std::size_t(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out += " (child ended with status " + std::to_string(status) + ")";
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(jpeg_header_size_is_checked_before_any_allocation) {
+  TempDir tmp;
+  const auto huge = progressive_jpeg_declaring(65500, 65500);
+  BOOST_TEST(huge.size() < 1000u);
+  write_bytes(tmp / "huge.jpg", huge);
+  const std::string e = error_with_memory_cap([&] { hw1::read_image(tmp / "huge.jpg"); }, 1024);
+  BOOST_TEST(e == tmp / "huge.jpg" + ": unsupported image size 65500x65500 (at most 65535 on a side and 268435456 pixels)");
+  // Within the size limits but past libjpeg's memory cap (16384x16384 progressive, 3 components: 1.5 GiB of
+  // coefficients): libjpeg's own error, still one line and no gigabytes.
+  std::vector<std::uint8_t> rgb = hw1::encode_jpeg(smooth(8, 8, 3));
+  for (std::size_t i = 0; i + 9 < rgb.size(); ++i)
+    if (rgb[i] == 0xFF && rgb[i + 1] == 0xC0) {
+      rgb[i + 1] = 0xC2;
+      rgb[i + 5] = 0x40, rgb[i + 6] = 0, rgb[i + 7] = 0x40, rgb[i + 8] = 0;
+      for (int c = 0; c < 3; ++c) rgb[i + 11 + 3 * std::size_t(c)] = 0x11;  // 4:4:4
+      break;
+    }
+  write_bytes(tmp / "big.jpg", rgb);
+  const std::string e2 = error_with_memory_cap([&] { hw1::read_image(tmp / "big.jpg"); }, 1024);
+  BOOST_TEST(contains(e2, tmp / "big.jpg" + ": invalid JPEG data ("), e2);
+  BOOST_TEST(!contains(e2, "child ended"), e2);
+  // A baseline file declaring 16000x16000 in a few hundred bytes: refused before the 732 MiB image is allocated
+  // (baseline Huffman coding needs 2 bits per 8x8 block at least).
+  std::vector<std::uint8_t> lie = hw1::encode_jpeg(smooth(8, 8, 3));
+  for (std::size_t i = 0; i + 9 < lie.size(); ++i)
+    if (lie[i] == 0xFF && lie[i + 1] == 0xC0) {
+      lie[i + 5] = 0x3E, lie[i + 6] = 0x80, lie[i + 7] = 0x3E, lie[i + 8] = 0x80;  // 16000
+      break;
+    }
+  const std::string e4 = error_with_memory_cap([&] { hw1::decode_jpeg(lie, "lie.jpg"); }, 512);
+  BOOST_TEST(contains(e4, "lie.jpg: truncated JPEG data ("), e4);
+  BOOST_TEST(contains(e4, "bytes cannot hold the 16000x16000 image its header declares"), e4);
+  // A progressive file of a sane size that is cut off: truncated, not thousands of rows of gray.
+  auto cut = progressive_jpeg_declaring(4000, 4000);
+  cut.resize(cut.size() - 8);
+  const std::string e3 = error_with_memory_cap([&] { hw1::decode_jpeg(cut, "cut.jpg"); }, 1024);
+  BOOST_TEST(e3 == "cut.jpg: truncated JPEG data");
+}
+
+BOOST_AUTO_TEST_CASE(png_header_size_is_checked_before_any_allocation) {
+  const std::string e = error_with_memory_cap([&] { hw1::decode_png(png_header_only(65500, 65500), "huge.png"); }, 1024);
+  BOOST_TEST(e == "huge.png: unsupported image size 65500x65500 (at most 65535 on a side and 268435456 pixels)");
+  // One side past the limit (1 x 300000 = few pixels, but libpng's row buffers follow the width).
+  const std::string e2 = error_with_memory_cap([&] { hw1::decode_png(png_header_only(1, 300000), "wide.png"); }, 1024);
+  BOOST_TEST(contains(e2, "wide.png: unsupported image size ("), e2);
+  BOOST_TEST(contains(e2, "at most 65535 on a side"), e2);
+  // Within the limits, but far more pixels than the file's bytes can inflate to: refused before the 768 MiB
+  // image is allocated (the 512 MiB cap would make that allocation fail).
+  const std::string e4 = error_with_memory_cap([&] { hw1::decode_png(png_header_only(16384, 16384), "lie.png"); }, 512);
+  BOOST_TEST(contains(e4, "lie.png: truncated PNG data ("), e4);
+  BOOST_TEST(contains(e4, "bytes cannot hold the 16384x16384 image its header declares"), e4);
+  // Within the limits, no pixel data: truncated.
+  const std::string e3 = error_with_memory_cap([&] { hw1::decode_png(png_header_only(100, 100), "empty.png"); }, 1024);
+  BOOST_TEST(contains(e3, "empty.png: "), e3);
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "hw1/core/atomic_file.hpp"
 #include "hw1/core/error.hpp"
 #include "hw1/core/tensor.hpp"
 
@@ -63,69 +64,39 @@ class SafeTensors {
     std::size_t begin = 0, end = 0;
   };
 
-  // Reads and validates a whole file; every problem is an hw1::Error naming the file.
+  // Reads and validates a whole file; every problem is an hw1::Error naming the file. The header is checked
+  // before the data is read (a header that does not fit the file allocates nothing for it).
   static SafeTensors read(const std::string& path) {
-    SafeTensors st;
-    st.path_ = path;
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) throw Error(path + ": cannot open: no such file");
     if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, expected a .safetensors file");
     std::ifstream f(path, std::ios::binary);
     if (!f) throw Error(path + ": cannot open: " + std::strerror(errno));
     f.seekg(0, std::ios::end);
-    const std::uint64_t file_size = std::uint64_t(f.tellg());
+    const std::streamoff end = f.tellg();
+    if (end < 0) throw Error(path + ": cannot read: not a regular file");
+    const std::uint64_t file_size = std::uint64_t(end);
     f.seekg(0);
-    if (file_size < 8) throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
-    unsigned char len_bytes[8];
-    f.read(reinterpret_cast<char*>(len_bytes), 8);
-    std::uint64_t n = 0;
-    for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
-    if (n > file_size - 8 || n > (std::uint64_t(100) << 20))
-      throw Error(path + ": not a safetensors file or truncated (header length " + std::to_string(n) +
-                  " exceeds the file size " + std::to_string(file_size) + ")");
+    unsigned char len[8] = {};
+    if (file_size >= 8) f.read(reinterpret_cast<char*>(len), 8);
+    const std::uint64_t n = header_length(len, file_size, path);
     std::string header(n, '\0');
     f.read(header.data(), std::streamsize(n));
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(header);
-    } catch (const std::exception& e) {
-      throw Error(path + ": corrupt safetensors header (invalid JSON: " + e.what() + ")");
-    }
-    if (!j.is_object()) throw Error(path + ": corrupt safetensors header (not a JSON object)");
-    const std::uint64_t data_size = file_size - 8 - n;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key() == "__metadata__") {
-        if (it.value().is_object())
-          for (auto m = it.value().begin(); m != it.value().end(); ++m)
-            if (m.value().is_string()) st.metadata[m.key()] = m.value().get<std::string>();
-        continue;
-      }
-      try {
-        Info info;
-        info.dtype = it.value().at("dtype").get<std::string>();
-        for (auto d : it.value().at("shape")) info.shape.push_back(d.get<std::size_t>());
-        info.begin = it.value().at("data_offsets").at(0).get<std::size_t>();
-        info.end = it.value().at("data_offsets").at(1).get<std::size_t>();
-        const std::size_t es = detail::dtype_size(info.dtype);
-        if (es == 0) throw Error("unsupported dtype " + info.dtype);
-        std::size_t count = 1;
-        for (auto d : info.shape) count *= d;
-        if (info.end < info.begin || info.end - info.begin != count * es)
-          throw Error("data_offsets [" + std::to_string(info.begin) + "," + std::to_string(info.end) +
-                      "] do not match shape " + shape_str(info.shape) + " of " + info.dtype);
-        if (info.end > data_size)
-          throw Error("data ends at byte " + std::to_string(info.end) + " but the file holds only " +
-                      std::to_string(data_size) + " data bytes (truncated file)");
-        st.tensors_[it.key()] = info;
-      } catch (const Error& e) {
-        throw Error(path + ": tensor " + it.key() + ": " + e.what());
-      } catch (const std::exception& e) {
-        throw Error(path + ": tensor " + it.key() + ": malformed header entry (" + e.what() + ")");
-      }
-    }
-    st.data_.resize(data_size);
-    f.read(reinterpret_cast<char*>(st.data_.data()), std::streamsize(data_size));
-    if (std::uint64_t(f.gcount()) != data_size) throw Error(path + ": truncated while reading tensor data");
+    SafeTensors st = from_header(header, file_size - 8 - n, path);
+    st.data_.resize(file_size - 8 - n);
+    f.read(reinterpret_cast<char*>(st.data_.data()), std::streamsize(st.data_.size()));
+    if (std::uint64_t(f.gcount()) != st.data_.size()) throw Error(path + ": truncated while reading tensor data");
+    return st;
+  }
+
+  // The same checks on the bytes of a whole file in memory (`path` only labels errors): after either, every
+  // tensor's shape, dtype and data_offsets agree and lie inside the data, so copy_to / tensor never read out of
+  // bounds.
+  static SafeTensors parse(const std::vector<unsigned char>& bytes, const std::string& path) {
+    const std::uint64_t n = header_length(bytes.data(), bytes.size(), path);
+    const std::string header(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(n));
+    SafeTensors st = from_header(header, bytes.size() - 8 - n, path);
+    st.data_.assign(bytes.begin() + 8 + std::ptrdiff_t(n), bytes.end());
     return st;
   }
 
@@ -140,6 +111,12 @@ class SafeTensors {
     std::vector<std::string> out;
     for (auto& [k, v] : tensors_) out.push_back(k);
     return out;
+  }
+
+  // Whether copy_to converts this dtype (the others are read and validated, but cannot be converted).
+  static bool convertible(const std::string& dt) {
+    return dt == "F32" || dt == "F64" || dt == "I64" || dt == "I32" || dt == "U8" || dt == "I8" || dt == "F16" ||
+           dt == "BF16";
   }
 
   // Copies tensor `name` into `out` (count = product of its shape), converting the element type.
@@ -198,13 +175,107 @@ class SafeTensors {
   std::map<std::string, std::string> metadata;
 
  private:
+  // The header length from a file's first 8 bytes (`len`, read only when file_size >= 8).
+  static std::uint64_t header_length(const unsigned char* len, std::uint64_t file_size, const std::string& path) {
+    if (file_size < 8) throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
+    std::uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
+    if (n > file_size - 8 || n > (std::uint64_t(100) << 20))
+      throw Error(path + ": not a safetensors file or truncated (header length " + std::to_string(n) +
+                  " exceeds the file size " + std::to_string(file_size) + ")");
+    return n;
+  }
+
+  // Everything but the data: metadata and tensor entries, each checked against `data_size` data bytes.
+  static SafeTensors from_header(const std::string& header, std::uint64_t data_size, const std::string& path) {
+    SafeTensors st;
+    st.path_ = path;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(header);
+    } catch (const std::exception& e) {
+      throw Error(path + ": corrupt safetensors header (invalid JSON: " + e.what() + ")");
+    }
+    if (!j.is_object()) throw Error(path + ": corrupt safetensors header (not a JSON object)");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() == "__metadata__") {
+        if (it.value().is_object())
+          for (auto m = it.value().begin(); m != it.value().end(); ++m)
+            if (m.value().is_string()) st.metadata[m.key()] = m.value().get<std::string>();
+        continue;
+      }
+      try {
+        st.tensors_[it.key()] = parse_entry(it.value(), data_size);
+      } catch (const Error& e) {
+        throw Error(path + ": tensor " + it.key() + ": " + e.what());
+      } catch (const std::exception& e) {
+        throw Error(path + ": tensor " + it.key() + ": malformed header entry (" + e.what() + ")");
+      }
+    }
+    return st;
+  }
+
+  // A header value for an error message: flat lists and scalars as written, cut at 80 characters; nested
+  // values are not printed (json::dump recurses, and a 100 MB header may nest a million levels deep).
+  static std::string brief(const nlohmann::json& v) {
+    if (v.is_structured())
+      for (const auto& e : v)
+        if (e.is_structured()) return v.is_array() ? "(a nested list)" : "(an object)";
+    if (v.is_object()) return "(an object)";
+    std::string s = v.dump();
+    if (s.size() > 80) s = s.substr(0, 77) + "...";
+    return s;
+  }
+
+  // One header entry {"dtype", "shape", "data_offsets"}, checked against `data_size` data bytes.
+  static Info parse_entry(const nlohmann::json& v, std::uint64_t data_size) {
+    if (!v.is_object()) throw Error("malformed header entry (not a JSON object)");
+    Info info;
+    const auto& dt = v.at("dtype");
+    if (!dt.is_string()) throw Error("dtype is not a string");
+    info.dtype = dt.get<std::string>();
+    const std::size_t es = detail::dtype_size(info.dtype);
+    if (es == 0) throw Error("unsupported dtype " + info.dtype);
+    const auto& shape = v.at("shape");
+    if (!shape.is_array()) throw Error("shape is not a list");
+    // The size in bytes, checked for overflow at every step: it must fit in the file's data. A zero dimension
+    // makes any product fit, so the product of the other dimensions is bounded too (no overflow later).
+    std::uint64_t bytes = es, nonzero = 1;
+    for (const auto& d : shape) {
+      if (!d.is_number_unsigned())
+        throw Error("shape " + brief(shape) + " has an entry that is not a non-negative integer");
+      const std::uint64_t k = d.get<std::uint64_t>();
+      if (k != 0 && bytes > data_size / k)
+        throw Error("shape " + brief(shape) + " of " + info.dtype + " needs more bytes than the file holds (" +
+                    std::to_string(data_size) + " data bytes)");
+      if (k != 0 && nonzero > (std::uint64_t(1) << 48) / k)
+        throw Error("shape " + brief(shape) + " is too large");
+      bytes *= k;
+      if (k != 0) nonzero *= k;
+      info.shape.push_back(std::size_t(k));
+    }
+    const auto& off = v.at("data_offsets");
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw Error("data_offsets " + brief(off) + " is not a pair of non-negative integers");
+    const std::uint64_t begin = off[0].get<std::uint64_t>(), end = off[1].get<std::uint64_t>();
+    if (end < begin || end - begin != bytes)
+      throw Error("data_offsets [" + std::to_string(begin) + "," + std::to_string(end) + "] do not match shape " +
+                  shape_str(info.shape) + " of " + info.dtype + " (" + std::to_string(bytes) + " bytes)");
+    if (end > data_size)
+      throw Error("data ends at byte " + std::to_string(end) + " but the file holds only " +
+                  std::to_string(data_size) + " data bytes (truncated file)");
+    info.begin = std::size_t(begin);
+    info.end = std::size_t(end);
+    return info;
+  }
+
   std::string path_;
   std::map<std::string, Info> tensors_;
-  std::vector<unsigned char> data_;
+  std::vector<unsigned char> data_;  // the data after the header; Info::begin / end index it
 };
 
-// Collects tensors, then writes them in one go to `path` atomically (a temporary file renamed into place), so
-// an interrupted write never leaves a half-written file under the real name.
+// Collects tensors, then writes them in one go to `path` atomically and durably (hw1::AtomicFile), so an
+// interrupted write or a crash never leaves a half-written file under the real name.
 class SafeTensorsWriter {
  public:
   template <class T>
@@ -212,7 +283,7 @@ class SafeTensorsWriter {
     std::size_t count = 1;
     for (auto d : shape) count *= d;
     Entry e{name, dtype_of<T>(), shape, std::vector<unsigned char>(count * sizeof(T))};
-    std::memcpy(e.bytes.data(), data, count * sizeof(T));
+    if (count) std::memcpy(e.bytes.data(), data, count * sizeof(T));  // an empty vector's data() may be null
     entries_.push_back(std::move(e));
   }
   template <class E>
@@ -235,28 +306,14 @@ class SafeTensorsWriter {
     }
     std::string header = j.dump();
     while (header.size() % 8) header.push_back(' ');
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-      if (!f) throw Error(path + ": cannot write: " + std::strerror(errno));
-      const std::uint64_t n = header.size();
-      unsigned char len[8];
-      for (int i = 0; i < 8; ++i) len[i] = (n >> (8 * i)) & 0xff;
-      f.write(reinterpret_cast<const char*>(len), 8);
-      f.write(header.data(), std::streamsize(header.size()));
-      for (const auto& e : entries_) f.write(reinterpret_cast<const char*>(e.bytes.data()), std::streamsize(e.bytes.size()));
-      f.flush();
-      if (!f) {
-        std::remove(tmp.c_str());
-        throw Error(path + ": write failed: " + std::strerror(errno));
-      }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-      std::remove(tmp.c_str());
-      throw Error(path + ": cannot move the written file into place: " + ec.message());
-    }
+    AtomicFile f(path);
+    const std::uint64_t n = header.size();
+    unsigned char len[8];
+    for (int i = 0; i < 8; ++i) len[i] = (n >> (8 * i)) & 0xff;
+    f.write(len, 8);
+    f.write(header);
+    for (const auto& e : entries_) f.write(e.bytes.data(), e.bytes.size());
+    f.commit();
   }
 
   std::map<std::string, std::string> metadata;

@@ -23,6 +23,7 @@
 #include <vector>
 #include <unistd.h>
 
+#include "hw1/core/atomic_file.hpp"
 #include "hw1/core/error.hpp"
 #include "hw1/data/image.hpp"
 
@@ -52,20 +53,13 @@ inline std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
   return bytes;
 }
 
-// Readers never see a half-written file: write a temporary next to the target, then rename over it.
+// Readers never see a half-written file (hw1::AtomicFile: a temporary next to the target, fsync, rename, fsync of
+// the directory); the temporary's name is unique per process and call, so concurrent writers never share it.
 inline void write_file_atomic(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   static std::atomic<unsigned> counter{0};
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  std::FILE* f = std::fopen(tmp.c_str(), "wbx");
-  if (!f) throw Error(path + ": cannot create: " + std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  int err = errno;
-  if (std::fclose(f) != 0 && ok) ok = false, err = errno;
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) ok = false, err = errno;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write: " + std::strerror(err));
-  }
+  AtomicFile f(path, path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  f.write(bytes.data(), bytes.size());
+  f.commit();
 }
 
 inline void check_want_channels(int want, const std::string& name) {
@@ -99,9 +93,16 @@ inline void check_writable(const Image& img, const std::string& name) {
                 std::to_string(std::size_t(img.height) * img.width * img.channels));
 }
 
+// The limits every decoder checks on the header's declared size, before it allocates anything for the pixels
+// (a few hundred bytes may declare 65500x65500): at most 2^28 pixels (768 MiB as RGB) and 65535 on a side.
+inline constexpr std::size_t kMaxImagePixels = std::size_t(1) << 28, kMaxImageSide = 65535;
+// libjpeg's own working memory (coefficient buffers of progressive files, scanline buffers) is capped too.
+inline constexpr long kMaxJpegWorkMemory = 512L << 20;
+
 inline void check_size(std::size_t h, std::size_t w, const std::string& name) {
-  if (h == 0 || w == 0 || h * w > (std::size_t(1) << 28))
-    throw Error(name + ": unsupported image size " + std::to_string(h) + "x" + std::to_string(w));
+  if (h == 0 || w == 0 || h > kMaxImageSide || w > kMaxImageSide || h * w > kMaxImagePixels)
+    throw Error(name + ": unsupported image size " + std::to_string(h) + "x" + std::to_string(w) + " (at most " +
+                std::to_string(kMaxImageSide) + " on a side and " + std::to_string(kMaxImagePixels) + " pixels)");
 }
 
 // ---- libpng ----
@@ -111,6 +112,7 @@ struct PngIo {
   std::vector<std::uint8_t>* out = nullptr;
   bool truncated = false, oom = false;
   char msg[256] = {};
+  char warning[256] = {};  // the last warning (libpng warns why before it fails "Invalid IHDR data")
 };
 
 inline void png_on_error(png_structp png, png_const_charp msg) {
@@ -118,7 +120,10 @@ inline void png_on_error(png_structp png, png_const_charp msg) {
   std::snprintf(io->msg, sizeof io->msg, "%s", msg);
   png_longjmp(png, 1);
 }
-inline void png_on_warning(png_structp, png_const_charp) {}
+inline void png_on_warning(png_structp png, png_const_charp msg) {
+  auto* io = static_cast<PngIo*>(png_get_error_ptr(png));
+  std::snprintf(io->warning, sizeof io->warning, "%s", msg);
+}
 
 inline void png_read_mem(png_structp png, png_bytep dst, png_size_t n) {
   auto* io = static_cast<PngIo*>(png_get_io_ptr(png));
@@ -152,12 +157,22 @@ struct PngWriteGuard {
   ~PngWriteGuard() { png_destroy_write_struct(&png, info ? &info : nullptr); }
 };
 
-// Phase 1: header and transforms; reports the decoded layout.
-inline bool png_read_header(png_structp png, png_infop info, PngIo& io, std::uint32_t& h, std::uint32_t& w,
-                            int& channels) {
+// Phase 1: the header alone (IHDR), so its size is checked before libpng allocates row buffers for it.
+inline bool png_read_header(png_structp png, png_infop info, PngIo& io, std::uint32_t& h, std::uint32_t& w) {
   if (setjmp(png_jmpbuf(png))) return false;
   png_set_read_fn(png, &io, png_read_mem);
+  png_set_user_limits(png, std::uint32_t(kMaxImageSide), std::uint32_t(kMaxImageSide));
+  png_set_chunk_cache_max(png, 1000);             // ancillary chunks (sPLT, text) kept at most
+  png_set_chunk_malloc_max(png, 8u << 20);        // the most one ancillary chunk (iCCP, zTXt) may inflate to
   png_read_info(png, info);
+  h = png_get_image_height(png, info);
+  w = png_get_image_width(png, info);
+  return true;
+}
+
+// Phase 2: transforms; reports the decoded layout.
+inline bool png_read_layout(png_structp png, png_infop info, int& channels) {
+  if (setjmp(png_jmpbuf(png))) return false;
   const int type = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
   if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
@@ -165,8 +180,6 @@ inline bool png_read_header(png_structp png, png_infop info, PngIo& io, std::uin
   png_set_strip_alpha(png);  // also drops the alpha that palette expansion makes from tRNS
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
-  h = png_get_image_height(png, info);
-  w = png_get_image_width(png, info);
   channels = png_get_channels(png, info);
   return true;
 }
@@ -224,24 +237,33 @@ struct JpegEncGuard {
   ~JpegEncGuard() { jpeg_destroy_compress(&ci); }
 };
 
-inline bool jpeg_read_start(jpeg_decompress_struct& ci, JpegErr& e, const std::uint8_t* data, std::size_t size) {
+// Phase 1: the header alone, so its declared size is checked before libjpeg allocates anything for it.
+inline bool jpeg_read_head(jpeg_decompress_struct& ci, JpegErr& e, const std::uint8_t* data, std::size_t size) {
   if (setjmp(e.jump)) return false;
   jpeg_create_decompress(&ci);
+  ci.mem->max_memory_to_use = kMaxJpegWorkMemory;
   jpeg_mem_src(&ci, data, static_cast<unsigned long>(size));
   jpeg_read_header(&ci, TRUE);
+  return true;
+}
+
+inline bool jpeg_read_start(jpeg_decompress_struct& ci, JpegErr& e) {
+  if (setjmp(e.jump)) return false;
   ci.out_color_space = ci.jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&ci);
   return true;
 }
 
+// Stops at the first sign of a premature end: libjpeg would pad every remaining row with gray, which for a
+// truncated file that declares a large size is a long loop over made-up data.
 inline bool jpeg_read_rows(jpeg_decompress_struct& ci, JpegErr& e, std::uint8_t* out) {
   if (setjmp(e.jump)) return false;
   const std::size_t stride = std::size_t(ci.output_width) * ci.output_components;
-  while (ci.output_scanline < ci.output_height) {
+  while (ci.output_scanline < ci.output_height && !e.eof) {
     JSAMPROW row = out + ci.output_scanline * stride;
     jpeg_read_scanlines(&ci, &row, 1);
   }
-  jpeg_finish_decompress(&ci);
+  if (!e.eof) jpeg_finish_decompress(&ci);
   return true;
 }
 
@@ -325,12 +347,23 @@ inline Image decode_png(const std::vector<std::uint8_t>& bytes, const std::strin
   if (!g.png || !g.info) throw Error(name + ": cannot initialise libpng (out of memory)");
   auto fail = [&]() -> Error {
     if (io.truncated) return Error(name + ": truncated PNG data");
+    if (std::strstr(io.warning, "exceeds user limit"))  // png_set_user_limits: the side limit of check_size
+      return Error(name + ": unsupported image size (" + io.warning + "; at most " +
+                   std::to_string(detail::kMaxImageSide) + " on a side)");
     return Error(name + ": invalid PNG data (" + io.msg + ")");
   };
   std::uint32_t h = 0, w = 0;
   int channels = 0;
-  if (!detail::png_read_header(g.png, g.info, io, h, w, channels)) throw fail();
+  if (!detail::png_read_header(g.png, g.info, io, h, w)) throw fail();
   detail::check_size(h, w, name);
+  // deflate expands at most 1032:1, so a file too small for its declared pixels is cut off (or lies): refused
+  // before the image is allocated (a 100-byte file may declare 16384x16384, 768 MiB).
+  const std::uint64_t raw = std::uint64_t(h) * ((std::uint64_t(w) * png_get_bit_depth(g.png, g.info) *
+                                                 png_get_channels(g.png, g.info) + 7) / 8);
+  if (raw > std::uint64_t(bytes.size()) * 1032)
+    throw Error(name + ": truncated PNG data (" + std::to_string(bytes.size()) + " bytes cannot hold the " +
+                std::to_string(h) + "x" + std::to_string(w) + " image its header declares)");
+  if (!detail::png_read_layout(g.png, g.info, channels)) throw fail();
   if (channels != 1 && channels != 3) throw Error(name + ": unexpected PNG layout with " + std::to_string(channels) + " channels");
   Image img(int(h), int(w), channels);
   std::vector<png_bytep> rows(h);
@@ -351,7 +384,23 @@ inline Image decode_jpeg(const std::vector<std::uint8_t>& bytes, const std::stri
     if (err.eof) return Error(name + ": truncated JPEG data");
     return Error(name + ": invalid JPEG data (" + err.msg + ")");
   };
-  if (!detail::jpeg_read_start(g.ci, err, bytes.data(), bytes.size())) throw fail();
+  if (!detail::jpeg_read_head(g.ci, err, bytes.data(), bytes.size())) throw fail();
+  if (err.eof) throw fail();  // the header itself was cut off
+  detail::check_size(g.ci.image_height, g.ci.image_width, name);
+  // Baseline Huffman coding spends at least 2 bits on every 8x8 block (a DC code and an end-of-block code), so a
+  // file too small for its declared size is cut off (or lies): refused before anything is allocated for it.
+  // Progressive and arithmetic coding have no such floor (an end-of-band run covers thousands of blocks).
+  if (!g.ci.progressive_mode && !g.ci.arith_code) {
+    std::uint64_t blocks = 0;
+    for (int c = 0; c < g.ci.num_components; ++c)
+      blocks += std::uint64_t(g.ci.comp_info[c].width_in_blocks) * g.ci.comp_info[c].height_in_blocks;
+    if (blocks * 2 > std::uint64_t(bytes.size()) * 8)
+      throw Error(name + ": truncated JPEG data (" + std::to_string(bytes.size()) + " bytes cannot hold the " +
+                  std::to_string(g.ci.image_height) + "x" + std::to_string(g.ci.image_width) +
+                  " image its header declares)");
+  }
+  if (!detail::jpeg_read_start(g.ci, err)) throw fail();
+  if (err.eof) throw fail();  // a progressive file's scans are all read by jpeg_start_decompress
   detail::check_size(g.ci.output_height, g.ci.output_width, name);
   Image img(int(g.ci.output_height), int(g.ci.output_width), g.ci.output_components);
   if (!detail::jpeg_read_rows(g.ci, err, img.pixels.data())) throw fail();

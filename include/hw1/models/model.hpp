@@ -66,11 +66,13 @@ class Model {
   void zero_grad() { params_.zero_grad(); }
 
   // Loads tensors by name. Strict (default): every parameter and running statistic must be present with
-  // its exact shape, and nothing else may be (num_batches_tracked is accepted and ignored).
+  // its exact shape, and nothing else may be (num_batches_tracked is accepted and ignored). Transactional:
+  // names, shapes and dtypes are all checked before the first value is written, so a load that throws leaves
+  // the model exactly as it was.
   LoadReport load(const SafeTensors& file, LoadOptions opt = {}) {
     LoadReport r;
     std::set<std::string> seen;
-    params_.to_host();  // a partial load keeps the device's current values for the rest
+    std::vector<std::pair<std::string, const typename ParamSet<scalar>::Entry*>> todo;
     for (const auto& name : file.names()) {
       if (name.ends_with("num_batches_tracked")) continue;
       const auto* e = params_.find(name);
@@ -87,10 +89,11 @@ class Model {
         r.mismatched.push_back(name + " " + shape_str(in.shape) + " vs " + shape_str(e->shape));
         continue;
       }
-      file.copy_to(name, params_.data(*e));
-      r.loaded.push_back(name);
+      if (!SafeTensors::convertible(in.dtype))
+        throw Error(file.path() + ": tensor " + name + " has dtype " + in.dtype + ", which cannot be converted to " +
+                    "the model's parameters");
+      todo.emplace_back(name, e);
     }
-    params_.to_device();
     for (const auto& e : params_.entries())
       if (!seen.count(e.name)) r.missing.push_back(e.name);
     if (opt.strict && !r.unexpected.empty())
@@ -100,6 +103,13 @@ class Model {
       throw Error(file.path() + ": missing tensor " + r.missing.front() + " with shape " +
                   shape_str(params_.find(r.missing.front())->shape) + " (" + std::to_string(r.missing.size()) +
                   " of " + std::to_string(params_.entries().size()) + " model tensors are missing)");
+    // Nothing was written so far; from here on nothing throws but the device copy.
+    params_.to_host();  // a partial load keeps the device's current values for the rest
+    for (const auto& [name, e] : todo) {
+      file.copy_to(name, params_.data(*e));
+      r.loaded.push_back(name);
+    }
+    params_.to_device();
     return r;
   }
   // A .safetensors or a PyTorch .pth (read_weights: by content; pth_key picks the state_dict in a checkpoint dict).

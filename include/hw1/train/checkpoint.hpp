@@ -1,10 +1,12 @@
 // Checkpoints: a safetensors file with the model's tensors under torchvision's names plus the metadata needed
 // to rebuild the model and its preprocessing (so hw1-predict needs nothing but the file). A run directory holds
 // epoch-NNN.safetensors, best.safetensors, optimizer.safetensors (optimizer state + where the run stands),
-// metrics.csv and curves.png; every file is written atomically (temporary file + rename).
+// metrics.csv and curves.png; every file is written atomically and durably (hw1::AtomicFile: temporary file,
+// fsync, rename, fsync of the directory).
 #pragma once
 #include <array>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "hw1/core/atomic_file.hpp"
 #include "hw1/core/safetensors.hpp"
 
 namespace hw1 {
@@ -94,18 +97,11 @@ void save_checkpoint(const std::string& path, const Net& net, const CheckpointIn
   net.save(path, info.to_metadata());
 }
 
-// Writes text to `path` atomically.
+// Writes text to `path` atomically and durably (hw1::AtomicFile).
 inline void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!f) throw Error(path + ": cannot write");
-    f << text;
-    if (!f.flush()) throw Error(path + ": write failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw Error(path + ": cannot move the written file into place: " + ec.message());
+  AtomicFile f(path);
+  f.write(text);
+  f.commit();
 }
 
 // The metrics log: one CSV row per epoch, rewritten atomically after every epoch.
@@ -124,24 +120,46 @@ struct MetricsLog {
     }
     write_text_atomic(path, o.str());
   }
-  // Reads a log written by write(); keeps rows whose first column (epoch) is <= max_epoch.
+  // Reads a log written by write(); keeps rows whose first column (epoch) is <= max_epoch. Every row holds
+  // exactly one number per column, so whoever reads the rows may index them by column.
   static MetricsLog read(const std::string& path, double max_epoch) {
-    MetricsLog m;
-    std::ifstream f(path);
+    std::ifstream f(path, std::ios::binary);
     if (!f) throw Error(path + ": cannot read the metrics log of the run to resume");
+    std::ostringstream text;
+    text << f.rdbuf();
+    return parse(text.str(), path, max_epoch);
+  }
+  // The same from the file's text (`path` only labels errors).
+  static MetricsLog parse(const std::string& text, const std::string& path, double max_epoch) {
+    MetricsLog m;
+    std::istringstream in(text);
     std::string line;
-    if (std::getline(f, line)) {
-      std::istringstream h(line);
-      std::string c;
-      while (std::getline(h, c, ',')) m.columns.push_back(c);
-    }
-    while (std::getline(f, line)) {
-      if (line.empty()) continue;
-      std::vector<double> r;
-      std::istringstream l(line);
+    auto split = [](std::string l) {
+      if (!l.empty() && l.back() == '\r') l.pop_back();
+      std::vector<std::string> out;
+      std::istringstream ls(l);
       std::string v;
-      while (std::getline(l, v, ',')) r.push_back(std::stod(v));
-      if (!r.empty() && r[0] <= max_epoch) m.rows.push_back(r);
+      while (std::getline(ls, v, ',')) out.push_back(v);
+      return out;
+    };
+    if (!std::getline(in, line) || (m.columns = split(line)).empty() || m.columns[0] != "epoch")
+      throw Error(path + ": corrupt metrics log (its first line is not a header starting with 'epoch')");
+    for (std::size_t n = 2; std::getline(in, line); ++n) {
+      const auto cells = split(line);
+      if (cells.empty()) continue;
+      if (cells.size() != m.columns.size())
+        throw Error(path + ": corrupt metrics log (line " + std::to_string(n) + " holds " +
+                    std::to_string(cells.size()) + " values, the header names " + std::to_string(m.columns.size()) +
+                    " columns)");
+      std::vector<double> r;
+      for (const auto& c : cells) {
+        char* end = nullptr;
+        const double v = std::strtod(c.c_str(), &end);
+        if (c.empty() || end != c.c_str() + c.size())
+          throw Error(path + ": corrupt metrics log (line " + std::to_string(n) + ": '" + c + "' is not a number)");
+        r.push_back(v);
+      }
+      if (r[0] <= max_epoch) m.rows.push_back(std::move(r));
     }
     return m;
   }

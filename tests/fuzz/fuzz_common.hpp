@@ -1,0 +1,63 @@
+// What every libFuzzer harness in tests/fuzz shares. A harness fuzz_<name>.cpp includes this file and defines
+//   void hw1_fuzz_seeds(const std::filesystem::path& dir);     // writes a seed corpus with the library's writers
+//   extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
+// The harness may let an hw1::Error out of the parser (that is the parser refusing an input, the expected outcome)
+// and nothing else: any other exception, a crash, a leak, undefined behaviour, a timeout or an allocation past
+// -rss_limit_mb is a finding. Seeds are written at test time (HW1_FUZZ_SEEDS=dir, see run_fuzzer.sh), never
+// committed.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "hw1/core/error.hpp"
+
+void hw1_fuzz_seeds(const std::filesystem::path& dir);
+
+namespace hw1::fuzz {
+
+inline void write_seed(const std::filesystem::path& dir, const std::string& name, const void* data, std::size_t n) {
+  std::ofstream f(dir / name, std::ios::binary);
+  f.write(static_cast<const char*>(data), std::streamsize(n));
+  if (!f) {
+    std::fprintf(stderr, "cannot write seed %s\n", (dir / name).c_str());
+    std::exit(1);
+  }
+}
+template <class Bytes>
+void write_seed(const std::filesystem::path& dir, const std::string& name, const Bytes& b) {
+  write_seed(dir, name, b.data(), b.size());
+}
+
+// Runs the parser: an hw1::Error is a refusal (fine); whatever else escapes reaches libFuzzer as a finding.
+template <class F>
+int run(F&& parse) {
+  try {
+    parse();
+  } catch (const hw1::Error&) {
+  }
+  return 0;
+}
+
+}  // namespace hw1::fuzz
+
+// HW1_FUZZ_SEEDS=dir: write the seed corpus into dir and exit (before libFuzzer reads any input).
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  if (const char* dir = std::getenv("HW1_FUZZ_SEEDS")) {
+    try {
+      std::filesystem::create_directories(dir);
+      hw1_fuzz_seeds(dir);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "writing the seeds failed: %s\n", e.what());
+      std::exit(1);
+    }
+    std::exit(0);
+  }
+  return 0;
+}
