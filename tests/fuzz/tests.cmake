@@ -75,7 +75,7 @@ function(hw1_add_fuzzer name)
   add_custom_command(
     OUTPUT ${out}
     COMMAND ${HW1_FUZZ_CXX} -std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-            -fno-sanitize-recover=all "-I$<JOIN:${_hw1_fuzz_includes},;-I>" -I${CMAKE_CURRENT_SOURCE_DIR}/fuzz
+            -fno-sanitize-recover=all "-I$<JOIN:${_hw1_fuzz_includes},;-I>" -I${CMAKE_CURRENT_SOURCE_DIR}/fuzz -I${CMAKE_CURRENT_SOURCE_DIR}
             -MD -MF ${out}.d ${src} -o ${out} ${PNG_LIBRARIES} ${JPEG_LIBRARIES} ${A_LIBS}
     DEPFILE ${out}.d
     DEPENDS ${src}
@@ -99,3 +99,4 @@ hw1_add_fuzzer(png)
 hw1_add_fuzzer(jpeg)
 hw1_add_fuzzer(metrics_csv)
 hw1_add_fuzzer(run_json)
+hw1_add_fuzzer(pth LIBS ${minizip_LINK_LIBRARIES})

@@ -95,17 +95,17 @@ inline bool storage_dtype(const std::string& global, std::string& dtype, std::si
 
 // Refuses every global outside the allow-list, naming it; a class from a model library gets the hint to save a
 // state_dict (torch.save(model) pickles the model's class first).
-inline void check_global(const std::string& module, const std::string& name) {
-  const std::string full = module + "." + name;
+inline void check_global(const std::string& mod, const std::string& name) {
+  const std::string full = mod + "." + name;
   std::string dt;
   std::size_t es;
   if (full == "collections.OrderedDict" || full == "torch._utils._rebuild_tensor_v2" ||
       full == "torch._utils._rebuild_parameter" || full == "torch._utils._rebuild_parameter_with_state" ||
       storage_dtype(full, dt, es))
     return;
-  const bool model_like = module.starts_with("torch.nn.") || module.starts_with("torchvision.") ||
-                          module.starts_with("timm.") || module == "__main__" || module.starts_with("__torch__") ||
-                          module.starts_with("models.") || module == "models" || module.starts_with("model.");
+  const bool model_like = mod.starts_with("torch.nn.") || mod.starts_with("torchvision.") ||
+                          mod.starts_with("timm.") || mod == "__main__" || mod.starts_with("__torch__") ||
+                          mod.starts_with("models.") || mod == "models" || mod.starts_with("model.");
   if (model_like)
     throw Error("refusing `" + full + "`: the file holds a pickled Python object (a whole model saved with "
                 "torch.save(model)?), and hw1 reads tensors, it never runs pickled code; save the weights with "
@@ -453,19 +453,19 @@ class Unpickler {
       case 'h': memo_get(src_.byte()); return false;  // BINGET
       case 'j': memo_get(src_.le(4)); return false;   // LONG_BINGET
       case 'c': {                                      // GLOBAL "module\nname\n"
-        const std::string module = src_.line(256), name = src_.line(256);
-        check_global(module, name);
+        const std::string mod = src_.line(256), name = src_.line(256);
+        check_global(mod, name);
         Ref g = make(Node::global);
-        g->s = module + "." + name;
+        g->s = mod + "." + name;
         push(g);
         return false;
       }
       case 0x93: {  // STACK_GLOBAL
-        Ref name = pop(), module = pop();
-        if (name->kind != Node::str || module->kind != Node::str) throw Error("STACK_GLOBAL of non-strings");
-        check_global(module->s, name->s);
+        Ref name = pop(), mod = pop();
+        if (name->kind != Node::str || mod->kind != Node::str) throw Error("STACK_GLOBAL of non-strings");
+        check_global(mod->s, name->s);
         Ref g = make(Node::global);
-        g->s = module->s + "." + name->s;
+        g->s = mod->s + "." + name->s;
         push(g);
         return false;
       }
