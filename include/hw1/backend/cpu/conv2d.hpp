@@ -306,9 +306,8 @@ inline void pack_pointwise(const float* x, Index plane, Index k, Index m, const 
 // of C * 4 values and its output a row of O * 4, Y[n, (o, p)] = X[n, (c, q)] * Wd[(c, q), (o, p)], Wd holding
 // scale[o] * w[o][c][tap(p, q)]. X is read in place, Y written in place (shift, residual and ReLU in the GEMM's
 // epilogue); Wd, 16 * C * O values like Winograd's transformed weights, is packed per call, each thread its own
-// columns. Winograd computes the same 16 products per tile but also transforms inputs and outputs: ResNet's
-// 256-channel layer ran in 0.94 against 2.55 ms at batch 64 (Winograd) and 0.21 against 0.31 ms at batch 8 (the
-// batched direct path), medians of 40 calls alternated in one process.
+// columns. Winograd computes the same 16 products per tile but also transforms inputs and outputs (measured
+// against it and the batched direct path: docs/performance.md).
 inline bool dense_2x2(const Conv2dShape& s) {
   return s.kh == 3 && s.kw == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1 &&
          s.dil_h == 1 && s.dil_w == 1 && s.h == 2 && s.w == 2 && pgemm::enabled();
@@ -754,9 +753,8 @@ void forward(const Conv2dShape& s, const T* x, const T* w, Index ldw, const T* b
   };
 #if defined(__AVX512F__)
   // A 1x1, stride-1 convolution's batched column matrix through masked loads (PointwiseRuns), for groups of
-  // `most` and `most - 1` images, where the images have 4 to 64 positions (ResNet at 32x32: 1x1 layers 3-9%
-  // faster, measured per layer against the copies of im2col_table; with 1 position per image 11% slower, with
-  // 196 4-5% slower).
+  // `most` and `most - 1` images, where the images have 4 to 64 positions (the range where it beat the copies of
+  // im2col_table per layer: docs/performance.md).
   std::optional<detail::PointwiseRuns> pw[2];
   if constexpr (std::is_same_v<T, float>) {
     if (packed && g.pointwise() && gr.most > 1 && P >= 4 && P <= 64) {
@@ -790,8 +788,7 @@ void forward(const Conv2dShape& s, const T* x, const T* w, Index ldw, const T* b
       for (Index j = 0; j < ni; ++j) {
         // Image n0 + j's output channels [o0, o1) are one stretch of y. Late: with planes of 16 positions and more
         // each plane gets its + res and ReLU as it is copied; smaller ones are copied, then the whole stretch gets
-        // them in one pass (ResNet's 2x2 planes at 32x32: with the packing above, its residual 1x1 layers ran
-        // 10-13% faster than with plane-by-plane scalar loops and copied columns).
+        // them in one pass (ResNet's 2x2 planes at 32x32: measured in docs/performance.md).
         const Index at = ((n0 + j) * s.cout + o0) * P;
         for (Index o = 0; o < no; ++o) {
           T* dst = y + at + o * P;
@@ -950,7 +947,7 @@ void conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, 
     // dX of a 3x3 stride-1 convolution is itself one: dY through the flipped, transposed kernel
     // W'[c][o][2 - i][2 - j] = W[o][c][i][j] with padding 2 * dilation - padding, which Winograd computes. Not
     // on small planes (below 10x10), whose batched direct path below builds dY's and X's column matrices for dW
-    // anyway: there the separate pass measured 4-5% slower on a whole ResNet101 step at 32x32 (batch 64).
+    // anyway: there the separate pass measured slower on a whole ResNet101 step (docs/performance.md).
     Conv2dShape t{s.n, s.cout, g.oh, g.ow, s.cin, 3, 3, 1, 1, 2 * s.dil_h - s.pad_h, 2 * s.dil_w - s.pad_w,
                   s.dil_h, s.dil_w};
     if (dx && Index(s.h) * s.w >= 100 && t.pad_h >= 0 && t.pad_w >= 0 && winograd::worthwhile(t) &&

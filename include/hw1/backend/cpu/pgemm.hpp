@@ -196,8 +196,8 @@ __attribute__((noinline)) void kernel(Index kc, const float* __restrict a, Index
 
 // Rows [i, i + mr) of one (M block, panel, K block) tile in micro-kernel calls; row 0 of the tile is row row0 of
 // C (the epilogue's index). Calls of 14 rows, then the rest in one call of 4-14 rows, or two of 7-9: never one of
-// 1-3 rows where there are more (those keep only 2-6 accumulators, too few to cover the FMA latency, and ran at
-// about a quarter of the rate: a 128-row M block as 14 x 9 + 2 spent 3% of its time on the last 2 rows).
+// 1-3 rows where there are more (those keep only 2-6 accumulators, too few to cover the FMA latency; measured in
+// docs/performance.md).
 template <bool ATrans>
 void rows(Index mr, Index kc, const float* a, Index lda, const float* b, float* c, Index ldc, Index nc, bool add,
           const Epilogue* ep, Index row0) {

@@ -79,23 +79,15 @@ inline bool supports(const Conv2dShape& s) {
 // Whether conv2d takes this path: supported, enabled, enough channels for the GEMMs to run at speed, few wasted
 // outputs (a 1x1 or 3x3 output plane wastes 75% or 44% of a tile's work: the direct path is cheaper), and enough
 // tiles to pay for transforming the weights (16 values per kernel instead of 9, written and then read by every
-// thread). Where that pays depends on the CPU's FMA rate against its memory: on an AMD family-26 CPU, ResNet101's
-// 2x2 maps at batch 64 (64 tiles) trained 5-20% slower through here (forward, input and weight gradients all taken
-// here then) and 256 tiles and more gained; on a family-25 one (half the FMA rate) the forward of those layers
-// (256 channels, 2x2, batch 64) measured 28% faster (1.13 against 1.57 ms, fastest of 30) and resnet101-infer-32
-// 4-7% (fastest iterations, alternated runs), while 16 and 32 tiles took 125% and 15% longer. The gradients keep
-// their own, stricter rules (conv2d_backward, worthwhile_weight_grad).
+// thread). Where that pays depends on the CPU's FMA rate against its memory (measured on two CPUs:
+// docs/performance.md). The gradients keep their own, stricter rules (conv2d_backward, worthwhile_weight_grad).
 inline bool worthwhile(const Conv2dShape& s) {
   return enabled() && supports(s) && s.cin >= 16 && s.cout >= 16 && utilization(s) >= 0.75 && tile_total(s) >= 64;
 }
 
 // Whether conv2d_backward computes dW through weight_grad(): as worthwhile(), and enough tiles per thread to
-// outweigh each thread's 16 x cin x cout partial sum (zeroed, then added up). Measured, 2 threads, against the
-// direct path: on an AMD family-26 CPU (ResNet101's 3x3 layers at 224x224, batch 8) 2x faster with 784+ tiles per
-// thread, even at 196, slower at 64; on a family-25 one (whose FMA rate is half as high, so the GEMMs weigh more
-// against the partial sums) 16% faster at 196 (256 channels, 14x14, batch 8), 16% at 98, 40% at 256 (256 and 512
-// channels, 32x32, batch 2: DeepLab's dilated stages), 25-30% slower at 49-64. 192 gains on the second and
-// loses nothing on the first.
+// outweigh each thread's 16 x cin x cout partial sum (zeroed, then added up). 192 per thread: measured against the
+// direct path on two CPUs in docs/performance.md.
 inline bool worthwhile_weight_grad(const Conv2dShape& s) {
   return worthwhile(s) && tile_total(s) >= 192 * Index(max_threads());
 }
@@ -406,7 +398,7 @@ inline void transform_output_grad(const float* dy, Index O, Index oplane, Index 
   const __m512i planes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                             _mm512_set1_epi32(std::int32_t(oplane)));
   // Channels outer, tiles inner: consecutive tiles read the same lines of dy's 16 planes and write consecutive
-  // rows of each panel (tiles outer: 18% of the weight gradient's samples in ResNet101's 14x14 layers, now 8%).
+  // rows of each panel (tiles outer took more than twice the samples: docs/performance.md).
   for (Index o = 0; o < O; o += 16) {
     const __mmask16 m = lane_mask(O - o);
     for (Index q = q0; q < (q1 < 0 ? lanes : q1); ++q) {
@@ -489,7 +481,7 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
   const Index nt = max_threads();
   if (nt > 1 && blocks.count == nt && blocks.panels % nt != 0 && O >= 32 * nt) {
     // One block per thread would leave the threads whole panels apart (ResNet101's 14x14 layers at batch 8: 13
-    // panels, 7 against 6, OpenMP waits 7% of the layer). Instead the team shares one block of every tile: each
+    // panels, 7 against 6; measured in docs/performance.md). Instead the team shares one block of every tile: each
     // thread transforms its share of the input groups, then multiplies its share of the output channels over all
     // panels, and transforms its channels' outputs.
     const Index lanes = round_up(blocks.tiles, blocks.unit), groups = lanes / 16;

@@ -23,10 +23,7 @@
 //
 // Where it is taken (worthwhile4): 64+ channels in and out, at least 3/4 of the computed outputs real (planes of
 // 4k x 4k exactly; 14x14 at 77%), and 64+ tiles per thread (the weight transform, 36 values per kernel, must pay
-// off). Measured per layer (hw1-bench --row winograd-layers, 2 threads, AMD family 25): 1.14x (ResNet's 14x14,
-// 256 channels, batch 8) to 1.48x (DeepLab's dilated 64x64, 512 channels) faster than F(2x2); 32 tiles (7x7,
-// batch 8) ran 1.55x slower, and with gathers and scatters everywhere 64 channels at 56x56 ran 9% slower (hence the
-// row stores and loads below). conv2d takes it for inference only (worthwhile4_forward: not in the forward of a
+// off). Where that pays, and why the row stores and loads below: measured in docs/performance.md. conv2d takes it for inference only (worthwhile4_forward: not in the forward of a
 // pass that will be back-propagated, nor for dX; see in_training_requested below and docs/accuracy.md).
 // HW1_WINOGRAD4=0 in the environment turns it off (conv2d then takes F(2x2)); HW1_WINOGRAD4=train takes it in
 // training too, outside the accuracy contract.
