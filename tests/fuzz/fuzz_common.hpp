@@ -6,6 +6,10 @@
 // -rss_limit_mb is a finding. Seeds are written at test time (HW1_FUZZ_SEEDS=dir, see run_fuzzer.sh), never
 // committed.
 #pragma once
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -43,6 +47,45 @@ int run(F&& parse) {
   } catch (const hw1::Error&) {
   }
   return 0;
+}
+
+// A scratch folder for harnesses whose parser takes a path: on tmpfs where there is one (rewriting a file on ext4
+// waits for the disk), named <prefix><pid>, removed at exit. libFuzzer may end the process without running atexit
+// handlers, so the folders of dead earlier runs are swept first.
+inline const std::filesystem::path& scratch_dir(const std::string& prefix) {
+  static const std::filesystem::path dir = [&] {
+    std::error_code ec;
+    const auto base = std::filesystem::is_directory("/dev/shm", ec) ? std::filesystem::path("/dev/shm")
+                                                                    : std::filesystem::temp_directory_path();
+    for (const auto& e : std::filesystem::directory_iterator(base, ec)) {
+      const std::string n = e.path().filename().string();
+      if (!n.starts_with(prefix)) continue;
+      const long pid = std::strtol(n.c_str() + prefix.size(), nullptr, 10);
+      if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) std::filesystem::remove_all(e.path(), ec);
+    }
+    auto d = base / (prefix + std::to_string(::getpid()));
+    std::filesystem::create_directories(d);
+    std::atexit([] {
+      std::error_code e2;
+      std::filesystem::remove_all(dir, e2);
+    });
+    return d;
+  }();
+  return dir;
+}
+
+// What the programs do with a weights file that parsed: every tensor of a convertible dtype read as float
+// (ASan checks the reads stay inside the file).
+template <class Tensors>
+void read_every_tensor(const Tensors& st) {
+  for (const auto& name : st.names()) {
+    const auto& in = st.info(name);
+    if (!Tensors::convertible(in.dtype)) continue;
+    std::size_t count = 1;
+    for (auto d : in.shape) count *= d;
+    std::vector<float> out(count);
+    st.copy_to(name, out.data());
+  }
 }
 
 }  // namespace hw1::fuzz

@@ -4,34 +4,11 @@
 // of the unit tests' state_dict (views sharing a storage, offsets, F16 / BF16 / F64 / I64), built by
 // tests/common/pth_files.hpp. Mutations of a zip mostly meet minizip's CRC check; the legacy seed reaches the
 // pickle interpreter directly.
-#include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 #include "common/pth_files.hpp"
 #include "fuzz_common.hpp"
 
 namespace {
 namespace tp = hw1::test::pth;
-const std::filesystem::path& scratch() {
-  static const std::filesystem::path dir = [] {
-    std::error_code ec;
-    const auto base = std::filesystem::is_directory("/dev/shm", ec) ? std::filesystem::path("/dev/shm")
-                                                                    : std::filesystem::temp_directory_path();
-    for (const auto& e : std::filesystem::directory_iterator(base, ec)) {  // folders of dead earlier runs
-      const std::string n = e.path().filename().string();
-      if (!n.starts_with("hw1-fuzz-pth-")) continue;
-      const long pid = std::strtol(n.c_str() + 13, nullptr, 10);
-      if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) std::filesystem::remove_all(e.path(), ec);
-    }
-    auto d = base / ("hw1-fuzz-pth-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    std::atexit([] { std::error_code ec; std::filesystem::remove_all(scratch(), ec); });
-    return d;
-  }();
-  return dir;
-}
 }  // namespace
 
 void hw1_fuzz_seeds(const std::filesystem::path& dir) {
@@ -57,20 +34,12 @@ void hw1_fuzz_seeds(const std::filesystem::path& dir) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const auto path = scratch() / "input.pth";
+  const auto path = hw1::fuzz::scratch_dir("hw1-fuzz-pth-") / "input.pth";
   {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
     f.write(reinterpret_cast<const char*>(data), std::streamsize(size));
   }
   return hw1::fuzz::run([&] {
-    const hw1::SafeTensors st = hw1::read_pth(path.string());
-    for (const auto& name : st.names()) {
-      const auto& in = st.info(name);
-      if (!hw1::SafeTensors::convertible(in.dtype)) continue;
-      std::size_t count = 1;
-      for (auto d : in.shape) count *= d;
-      std::vector<float> out(count);
-      st.copy_to(name, out.data());  // ASan checks the views stay inside their storages
-    }
+    hw1::fuzz::read_every_tensor(hw1::read_pth(path.string()));  // ASan: the views stay inside their storages
   });
 }

@@ -170,9 +170,33 @@ struct Limits {
   static constexpr std::size_t stack = 1 << 20, marks = 1 << 16, memo = 1 << 22, depth = 64, dims = 64;
 };
 
+// Every node made during one read (read_pth holds one): a pickle may link a container into itself (memo + APPEND,
+// SETITEM, BUILD), a cycle of shared_ptrs that would never be freed, so the arena's destructor cuts every node's
+// links once the read is over.
+struct NodeArena {
+  std::vector<std::weak_ptr<Node>> nodes;
+  NodeArena* prev;
+  static NodeArena*& current() {
+    thread_local NodeArena* a = nullptr;
+    return a;
+  }
+  NodeArena() : prev(current()) { current() = this; }
+  NodeArena(const NodeArena&) = delete;
+  NodeArena& operator=(const NodeArena&) = delete;
+  ~NodeArena() {
+    current() = prev;
+    for (auto& w : nodes)
+      if (Ref n = w.lock()) {
+        n->items.clear();
+        n->base.reset();
+      }
+  }
+};
+
 inline Ref make(Node::Kind k) {
   auto n = std::make_shared<Node>();
   n->kind = k;
+  if (NodeArena* a = NodeArena::current()) a->nodes.push_back(n);
   return n;
 }
 inline Ref make_int(std::int64_t v) {
@@ -692,6 +716,25 @@ class Zip {
   explicit Zip(const std::string& path) : z_(unzOpen64(path.c_str())) {
     if (!z_)
       throw Error("not a readable zip archive (truncated, or its central directory is damaged)");
+    try {
+      list();
+    } catch (...) {  // the destructor does not run for a constructor that throws
+      unzClose(z_);
+      throw;
+    }
+  }
+  ~Zip() { unzClose(z_); }
+  Zip(const Zip&) = delete;
+  Zip& operator=(const Zip&) = delete;
+
+  struct Rec {
+    unz64_file_pos pos;
+    std::uint64_t size, packed;
+    unsigned long method;
+  };
+
+ private:
+  void list() {
     int rc = unzGoToFirstFile(z_);
     while (rc == UNZ_OK) {
       char name[1024];
@@ -706,15 +749,8 @@ class Zip {
     }
     if (rc != UNZ_END_OF_LIST_OF_FILE) throw Error("a damaged zip directory (minizip error " + std::to_string(rc) + ")");
   }
-  ~Zip() { unzClose(z_); }
-  Zip(const Zip&) = delete;
-  Zip& operator=(const Zip&) = delete;
 
-  struct Rec {
-    unz64_file_pos pos;
-    std::uint64_t size, packed;
-    unsigned long method;
-  };
+ public:
   const std::map<std::string, Rec>& entries() const { return entries_; }
   const Rec* find(const std::string& name) const {
     const auto it = entries_.find(name);
@@ -892,6 +928,7 @@ inline SafeTensors read_pth(const std::string& path, const std::string& key = ""
   const std::uint64_t size = std::filesystem::file_size(path, ec);
   if (ec) throw Error(path + ": cannot open: " + ec.message());
   try {
+    pth_detail::NodeArena arena;
     switch (weights_format(path)) {
       case WeightsFormat::pth_zip: return pth_detail::read_zip(path, key);
       case WeightsFormat::pth_legacy: return pth_detail::read_legacy(path, key, size);
