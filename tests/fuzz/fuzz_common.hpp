@@ -51,7 +51,8 @@ int run(F&& parse) {
 
 // A scratch folder for harnesses whose parser takes a path: on tmpfs where there is one (rewriting a file on ext4
 // waits for the disk), named <prefix><pid>, removed at exit. libFuzzer may end the process without running atexit
-// handlers, so the folders of dead earlier runs are swept first.
+// handlers, so the folders of dead earlier runs are swept first. One folder per process: the first call's prefix
+// names it (each harness is its own process and uses one prefix).
 inline const std::filesystem::path& scratch_dir(const std::string& prefix) {
   static const std::filesystem::path dir = [&] {
     std::error_code ec;

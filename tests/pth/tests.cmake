@@ -2,12 +2,7 @@
 # --init-weights, hw1-predict. Only when the examples are built (HW1_BUILD_EXAMPLES). The reader itself is
 # tests/core/test_pth.cpp; the parity of networks loaded from .pth files is tests/parity (parity.pth.*).
 set(_hw1_pth_tools hw1-convert hw1-forward hw1-predict hw1-make-data hw1-train-classifier hw1-train-segmenter)
-set(_hw1_pth_ok TRUE)
-foreach(t IN LISTS _hw1_pth_tools)
-  if(NOT TARGET ${t})
-    set(_hw1_pth_ok FALSE)
-  endif()
-endforeach()
+hw1_all_targets(_hw1_pth_ok ${_hw1_pth_tools})
 if(_hw1_pth_ok)
   add_executable(pth_check ${CMAKE_CURRENT_LIST_DIR}/pth_check.cpp)
   target_link_libraries(pth_check PRIVATE hw1::hw1 hw1_build_flags hw1_test_main)

@@ -1,12 +1,7 @@
 # End-to-end tests of the HW1 programs (hw1-predict, hw1-miou, hw1-tsne, hw1-make-data): one Boost.Test driver
 # runs them on small generated data. Only when the examples are built (HW1_BUILD_EXAMPLES).
 set(_hw1_tools hw1-predict hw1-miou hw1-tsne hw1-make-data)
-set(_hw1_tools_ok TRUE)
-foreach(t IN LISTS _hw1_tools)
-  if(NOT TARGET ${t})
-    set(_hw1_tools_ok FALSE)
-  endif()
-endforeach()
+hw1_all_targets(_hw1_tools_ok ${_hw1_tools})
 if(_hw1_tools_ok)
   add_executable(hw1_tools_check ${CMAKE_CURRENT_LIST_DIR}/tools_check.cpp)
   target_link_libraries(hw1_tools_check PRIVATE hw1::data hw1_build_flags Boost::unit_test_framework)

@@ -134,7 +134,8 @@ struct ConvPlan {
       std::size_t b = 0;
       if (size_of(a, &b) == CUDNN_STATUS_SUCCESS) want = std::max(want, b);
     }
-    cudnnGetLastErrorString(nullptr, 0);  // the sizes of unsupported algorithms are expected failures
+    char discard[256];
+    cudnnGetLastErrorString(discard, sizeof discard);  // reading clears it: unsupported algorithms' sizes failed
     want = std::min(want, kMaxWorkspace);
     for (;;) {
       try {
