@@ -95,10 +95,10 @@ step "data: problem-2-like set ($seg_train train / $seg_val val tiles, ${seg_siz
 
 step "train ResNet101 classifier ($cls_epochs epochs, from scratch, input 32x32)" \
   "$(prog hw1-train-classifier)" --train "$cls/train_50" --val "$cls/val_50" --out "$runc" --epochs $cls_epochs \
-  --batch-size 32 --optimizer adam --lr 1e-3 --hflip --seed 1 "${force[@]}"
+  --batch-size 32 --optimizer adam --lr 1e-3 --schedule cosine --hflip --seed 1 "${force[@]}"
 step "train DeepLabv3-ResNet101 segmenter ($seg_epochs epochs, from scratch)" \
   "$(prog hw1-train-segmenter)" --model deeplabv3 --train "$seg/train" --val "$seg/validation" --out "$runs" \
-  --epochs $seg_epochs --batch-size 8 --optimizer sgd --lr 0.02 \
+  --epochs $seg_epochs --batch-size 8 --optimizer sgd --lr 0.02 --schedule poly \
   --hflip --vflip --rot90 --seed 1 --keep-epochs 1 \
   --snapshot-images 0000,0001,0002 --snapshot-epochs "$snap_epochs" "${force[@]}"
 
@@ -131,15 +131,15 @@ acc_ens=$(accuracy "$pred/val_50_ensemble.csv")
 miou=$(awk '/^mean_iou:/ { print $2 }' <<<"$miou_out")
 chance_miou=$(awk '/^chance_miou:/ { print $2 }' <<<"$miou_out")
 chance_acc=$(awk "BEGIN { printf \"%.4f\", 1 / $cls_classes }")
-times() { awk -v a="${1%% *}" -v b="$2" 'BEGIN { printf "%.1fx", b > 0 ? a / b : 0 }'; }  # "0.41" "0.08" -> 4.9x
+ratio() { awk -v a="${1%% *}" -v b="$2" 'BEGIN { printf "%.1fx", (b > 0) ? a / b : 0 }'; }  # ratio 0.41 0.08 -> 5.1x
 
 {
   printf '\n================ HW1 demo summary (%d s) ================\n' $((SECONDS - t_start))
   printf '%-44s %s = %s chance (%s = 1/%d)\n' "problem 1: ResNet101, $cls_classes classes, val accuracy" "$acc" \
-    "$(times "$acc" "$chance_acc")" "$chance_acc" $cls_classes
-  printf '%-44s %s = %s chance\n' "  ensemble of the 3 lowest-val-loss epochs" "$acc_ens" "$(times "$acc_ens" "$chance_acc")"
+    "$(ratio "$acc" "$chance_acc")" "$chance_acc" $cls_classes
+  printf '%-44s %s = %s chance\n' "  ensemble of the 3 lowest-val-loss epochs" "$acc_ens" "$(ratio "$acc_ens" "$chance_acc")"
   printf '%-44s %s = %s chance (%s: best constant or random labels)\n' \
-    "problem 2: DeepLabv3, 7 classes, val mIoU" "$miou" "$(times "$miou" "$chance_miou")" "$chance_miou"
+    "problem 2: DeepLabv3, 7 classes, val mIoU" "$miou" "$(ratio "$miou" "$chance_miou")" "$chance_miou"
   printf 'pictures and outputs\n'
   printf '  %-17s %s\n' "training curves" "$runc/curves.png" "" "$runs/curves.png" \
     "mask snapshots" "$runs/snapshots/ (epochs $snap_epochs: image | ground truth | prediction)" \
