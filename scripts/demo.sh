@@ -95,7 +95,7 @@ step "data: problem-2-like set ($seg_train train / $seg_val val tiles, ${seg_siz
 
 step "train ResNet101 classifier ($cls_epochs epochs, from scratch, input 32x32)" \
   "$(prog hw1-train-classifier)" --train "$cls/train_50" --val "$cls/val_50" --out "$runc" --epochs $cls_epochs \
-  --batch-size 32 --optimizer adam --lr 1e-3 --schedule cosine --hflip --seed 1 "${force[@]}"
+  --batch-size 32 --optimizer adam --lr 1e-3 --hflip --seed 1 "${force[@]}"
 step "train DeepLabv3-ResNet101 segmenter ($seg_epochs epochs, from scratch)" \
   "$(prog hw1-train-segmenter)" --model deeplabv3 --train "$seg/train" --val "$seg/validation" --out "$runs" \
   --epochs $seg_epochs --batch-size 8 --optimizer sgd --lr 0.02 --schedule poly \

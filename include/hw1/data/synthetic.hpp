@@ -153,7 +153,7 @@ inline Image synth_class_image(int label, int num_classes, std::uint64_t seed, i
   detail::Rng r{seed, 0, false};
   const int family = label % 10, variant = label / 10;
   // Up to 10 classes the scale is free; beyond, disjoint scale bins tell classes of one family apart.
-  double scale = num_classes > 10 ? (0.7 + 0.3 * variant) * r.uniform(0.92, 1.08) : r.uniform(0.75, 1.3);
+  double scale = num_classes > 10 ? (0.7 + 0.3 * variant) * r.uniform(0.92, 1.08) : r.uniform(1.0, 1.5);
   scale *= size / 32.0;
   std::array<double, 3> bg, bg2, fg;
   for (auto& c : bg) c = r.uniform(0, 255);
@@ -167,7 +167,7 @@ inline Image synth_class_image(int label, int num_classes, std::uint64_t seed, i
   const double tilt = r.uniform(-10, 10) * std::numbers::pi / 180, ct = std::cos(tilt), st = std::sin(tilt);
   const double grad = r.uniform(0, 2 * std::numbers::pi), gx = std::cos(grad), gy = std::sin(grad);
   const std::array<double, 4> wob{r.uniform(0, 6.3), r.uniform(0, 6.3), r.uniform(0, 6.3), 0};
-  const double sigma = r.uniform(3, 14), fg_var = r.uniform(0, 30), bg_var = r.uniform(0, 50);
+  const double sigma = r.uniform(2, 9), fg_var = r.uniform(0, 30), bg_var = r.uniform(0, 35);
   const std::uint64_t tex_seed = r.state;
   Image img(size, size, 3);
   for (int y = 0; y < size; ++y)
