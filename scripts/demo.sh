@@ -56,7 +56,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 # Sizes: each trainer gets about two minutes on 2 cores (README, "The two commands"; docs/demo.md). Small tiles buy
 # steps: from scratch, a ResNet101 needs a few hundred of them before its predictions follow the input.
-cls_classes=5 cls_train=120 cls_val=30 cls_epochs=12
+cls_classes=5 cls_train=120 cls_val=30 cls_epochs=15
 seg_train=96 seg_val=16 seg_size=32 seg_epochs=20
 if ((quick)); then
   cls_classes=3 cls_train=8 cls_val=4 cls_epochs=1
