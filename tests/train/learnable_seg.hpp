@@ -1,11 +1,11 @@
 // The fixture of train.programs.segmenter_learns: segmentation tiles a segmenter trained from scratch for a
-// minute on 2 cores can learn, so that "it learnt" and "it did not" are far apart. hw1's synthetic tiles
-// (synth_seg_tile: 4-12 warped cells per tile, close class colours, textures) are the course data's look, and
-// DeepLabv3 runs of 8-10 epochs on 8 or 32 such 64x64 tiles stayed near noise (measured best val mIoU 0.084 and
-// 0.106 against 0.051 and 0.0445 for the constant prediction; uniformly random labels score 0.080 there). Here each
-// 64x64 tile holds 2-4 Voronoi cells (large
-// regions, at DeepLabv3's 8x8 score map 2+ cells across), each class one well-separated colour with a per-tile tint
-// and pixel noise, classes 0..5 (the scored ones) about equally often, so the constant prediction stays low.
+// minute on 2 cores can learn, so that "it learnt" and "it did not" are far apart. On hw1's synthetic tiles as
+// they were when this fixture was written (synth_seg_tile then: 4-12 warped cells per tile, close class colours,
+// textures; since issue 18 it draws 2-5 large regions with distinct colours and textures), DeepLabv3 runs of 8-10
+// epochs on 8 or 32 such 64x64 tiles stayed near noise (measured best val mIoU 0.084 and 0.106 against 0.051 and
+// 0.0445 for the constant prediction; uniformly random labels score 0.080 there). Here each 64x64 tile holds 2-4
+// Voronoi cells (large regions, at DeepLabv3's 8x8 score map 2+ cells across), each class one well-separated colour
+// with a per-tile tint and pixel noise, classes 0..5 (the scored ones) about equally often, so the constant prediction stays low.
 //
 // shuffle_train_masks: the train masks are permuted among the tiles (no tile keeps its own), so labels no longer
 // follow the images while the class frequencies stay the same; the validation masks stay true. A segmenter test

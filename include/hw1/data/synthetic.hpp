@@ -6,10 +6,14 @@
 // checkerboard, wobbly disc, annulus, triangle, cross, dot grid) at scale bin k / 10, in random foreground and
 // background colours, with random position, scale, tilt, background gradient and texture, and noise. Colours carry
 // no class information, so a model has to learn shapes.
-// Segmentation: smooth random region maps (Voronoi cells with noise-warped borders) over the seven classes, Unknown
-// rare; images get class textures (urban grey blocks and streets, agriculture field patches with furrows, olive
-// rangeland, dark grainy forest, smooth blue water, pale barren sand, near-black unknown), colour jitter, noise and
-// a slight blur, saved as JPEG quality 90 like the course's tiles.
+// (This generator uses double-precision libm calls, so its bytes may differ between machines by a rounding.)
+// Segmentation, in integer arithmetic only (the masks and the pixels before JPEG encoding are the same on every
+// machine, compiler and standard library): 2-5 large regions per tile (a Voronoi map with noise-warped borders),
+// classes 0..5 equally likely and Unknown only where asked for; each class has its own colour and texture (urban
+// grey blocks and streets, agriculture fields with furrows, blotchy brown rangeland, grainy dark forest, smooth
+// blue water, pale rippled barren land, near-black unknown), with per-tile colour jitter, noise and a slight blur,
+// saved as JPEG quality 90 like the course's tiles. Regions are larger and classes easier to tell apart than in
+// the course data, so that a segmenter trained from scratch for minutes on 2 cores visibly learns (scripts/demo.sh).
 #pragma once
 #include <algorithm>
 #include <array>
@@ -149,7 +153,7 @@ inline Image synth_class_image(int label, int num_classes, std::uint64_t seed, i
   detail::Rng r{seed, 0, false};
   const int family = label % 10, variant = label / 10;
   // Up to 10 classes the scale is free; beyond, disjoint scale bins tell classes of one family apart.
-  double scale = num_classes > 10 ? (0.7 + 0.3 * variant) * r.uniform(0.92, 1.08) : r.uniform(0.75, 1.3);
+  double scale = num_classes > 10 ? (0.7 + 0.3 * variant) * r.uniform(0.92, 1.08) : r.uniform(1.0, 1.5);
   scale *= size / 32.0;
   std::array<double, 3> bg, bg2, fg;
   for (auto& c : bg) c = r.uniform(0, 255);
@@ -163,7 +167,7 @@ inline Image synth_class_image(int label, int num_classes, std::uint64_t seed, i
   const double tilt = r.uniform(-10, 10) * std::numbers::pi / 180, ct = std::cos(tilt), st = std::sin(tilt);
   const double grad = r.uniform(0, 2 * std::numbers::pi), gx = std::cos(grad), gy = std::sin(grad);
   const std::array<double, 4> wob{r.uniform(0, 6.3), r.uniform(0, 6.3), r.uniform(0, 6.3), 0};
-  const double sigma = r.uniform(3, 14), fg_var = r.uniform(0, 30), bg_var = r.uniform(0, 50);
+  const double sigma = r.uniform(2, 9), fg_var = r.uniform(0, 30), bg_var = r.uniform(0, 35);
   const std::uint64_t tex_seed = r.state;
   Image img(size, size, 3);
   for (int y = 0; y < size; ++y)
@@ -187,111 +191,164 @@ struct SegTile {
   Image mask;   // RGB mask in the course colours
 };
 
+namespace detail {
+
+// Integer-only helpers of the segmentation tiles: every pixel's class and every image byte is a function of the
+// seed through integer arithmetic alone, so no libm or floating-point contraction can change a byte between
+// machines or standard libraries.
+struct IRng {
+  std::uint64_t state;
+  std::uint64_t next() { return splitmix64(state); }
+  int below(int n) { return int(((next() >> 32) * std::uint64_t(n)) >> 32); }  // 0..n-1
+  int range(int lo, int hi) { return lo + below(hi - lo + 1); }                 // lo..hi
+};
+
+inline std::uint64_t ihash(std::int64_t ix, std::int64_t iy, std::uint64_t seed) {
+  std::uint64_t s = seed ^ (std::uint64_t(ix) * 0x9E3779B97F4A7C15ull) ^ (std::uint64_t(iy) * 0xC2B2AE3D27D4EB4Full);
+  return splitmix64(s);
+}
+
+inline std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+// Smooth value noise in 0..1023 on a lattice of spacing g pixels (bilinear with an integer smoothstep).
+inline std::int64_t inoise(std::int64_t x, std::int64_t y, std::int64_t g, std::uint64_t seed) {
+  const std::int64_t ix = floor_div(x, g), iy = floor_div(y, g), tx = x - ix * g, ty = y - iy * g;
+  const std::int64_t sx = tx * tx * (3 * g - 2 * tx) / (g * g), sy = ty * ty * (3 * g - 2 * ty) / (g * g);  // 0..g-1
+  auto v = [&](std::int64_t a, std::int64_t b) { return std::int64_t(ihash(a, b, seed) >> 54); };
+  const std::int64_t top = v(ix, iy) * (g - sx) + v(ix + 1, iy) * sx;
+  const std::int64_t bot = v(ix, iy + 1) * (g - sx) + v(ix + 1, iy + 1) * sx;
+  return (top * (g - sy) + bot * sy) / (g * g);
+}
+
+// -a..a, triangular (the sum of two uniforms), from the pixel's own hash.
+inline int inoise_px(std::int64_t x, std::int64_t y, std::uint64_t seed, int a) {
+  if (a <= 0) return 0;
+  const std::uint64_t h = ihash(x, y, seed);
+  const int m = 2 * a + 1;
+  return (int((h & 0xFFFFFFFFu) % unsigned(m)) + int((h >> 32) % unsigned(m))) / 2 - a;
+}
+
+}  // namespace detail
+
 // One segmentation tile. must_have_class (0..6, or -1) is guaranteed to cover part of the tile.
+// Regions: 2-5 large cells (a Voronoi map whose borders a two-octave noise warps), classes 0..5 equally likely,
+// Unknown (6) only where must_have_class asks for it. Each class has its own colour *and* texture: urban grey
+// building blocks cut by streets, agriculture fields with furrows, blotchy rangeland, grainy dark forest, smooth
+// water, pale rippled barren land, flat near-black unknown; per tile the colours, gain, tint and noise vary, and a
+// [1 2 1] blur softens the borders.
 inline SegTile synth_seg_tile(int size, std::uint64_t seed, int must_have_class = -1) {
   if (size < 16) throw Error("synthetic segmentation: tile size must be at least 16, got " + std::to_string(size));
   if (must_have_class < -1 || must_have_class >= kSegClasses)
     throw Error("synthetic segmentation: must_have_class must be -1 or 0..6, got " + std::to_string(must_have_class));
-  detail::Rng r{seed, 0, false};
-  constexpr std::array<double, 7> weight{0.17, 0.30, 0.13, 0.13, 0.10, 0.155, 0.015};  // Unknown rare
-  auto draw_class = [&] {
-    double u = r.uniform(), acc = 0;
-    for (int k = 0; k < 7; ++k)
-      if (u < (acc += weight[k])) return k;
-    return 1;
-  };
-  struct Cell { double x, y; int cls; };
-  std::vector<Cell> cells(4 + r.below(9));
+  using detail::inoise;
+  using detail::inoise_px;
+  detail::IRng r{seed};
+  struct Cell { std::int64_t x, y; int cls; };
+  std::vector<Cell> cells(std::size_t(r.range(2, 5)));
   for (std::size_t i = 0; i < cells.size(); ++i)
-    cells[i] = {r.uniform(0, size), r.uniform(0, size), i == 0 && must_have_class >= 0 ? must_have_class : draw_class()};
-  const double n = size;
-  const double warp = 0.12 * n, wf = 1 / (0.2 * n);
-  const std::uint64_t sx = detail::splitmix64(r.state), sy = detail::splitmix64(r.state), st = detail::splitmix64(r.state);
+    cells[i] = {r.below(size), r.below(size), i == 0 && must_have_class >= 0 ? must_have_class : r.below(6)};
+  const std::int64_t n = size, g1 = std::max<std::int64_t>(4, n / 3), g2 = std::max<std::int64_t>(2, n / 7);
+  const std::int64_t a1 = n / 6, a2 = n / 14;  // warp amplitudes (pixels)
+  std::array<std::uint64_t, 8> sd{};
+  for (auto& v : sd) v = r.next();
 
   Image cls(size, size, 1);
   bool seen = false;
   for (int y = 0; y < size; ++y)
     for (int x = 0; x < size; ++x) {
-      const double wx = x + warp * (2 * detail::fbm(x * wf, y * wf, sx, 3) - 1);
-      const double wy = y + warp * (2 * detail::fbm(x * wf, y * wf, sy, 3) - 1);
-      double best = 1e300;
+      const std::int64_t wx = x + ((inoise(x, y, g1, sd[0]) - 512) * a1 + (inoise(x, y, g2, sd[1]) - 512) * a2) / 512;
+      const std::int64_t wy = y + ((inoise(x, y, g1, sd[2]) - 512) * a1 + (inoise(x, y, g2, sd[3]) - 512) * a2) / 512;
+      std::int64_t best = INT64_MAX;
       int k = 0;
       for (const auto& c : cells) {
-        const double d = (wx - c.x) * (wx - c.x) + (wy - c.y) * (wy - c.y);
+        const std::int64_t d = (wx - c.x) * (wx - c.x) + (wy - c.y) * (wy - c.y);
         if (d < best) best = d, k = c.cls;
       }
       cls.at(y, x) = std::uint8_t(k);
       seen |= k == must_have_class;
     }
-  if (must_have_class >= 0 && !seen)  // cell 0 was swallowed by the warp: give it a patch round its seed
+  if (must_have_class >= 0 && !seen) {  // cell 0 was swallowed by the warp: give it a patch round its seed
+    const std::int64_t rad = std::max<std::int64_t>(2, n / 8);
     for (int y = 0; y < size; ++y)
       for (int x = 0; x < size; ++x)
-        if (std::hypot(x - cells[0].x, y - cells[0].y) < n / 8) cls.at(y, x) = std::uint8_t(must_have_class);
+        if ((x - cells[0].x) * (x - cells[0].x) + (y - cells[0].y) * (y - cells[0].y) < rad * rad)
+          cls.at(y, x) = std::uint8_t(must_have_class);
+  }
 
-  // Per-image look: class base colours, global gain/tint, noise level.
-  std::array<std::array<double, 3>, 7> base{{{135, 135, 140}, {160, 160, 90}, {145, 135, 95}, {35, 75, 35},
-                                             {35, 65, 115}, {205, 190, 160}, {8, 8, 8}}};
+  // Per-tile look: base colours jittered, gain (in 1/256), tint, pixel-noise amplitude.
+  std::array<std::array<int, 3>, 7> base{{{128, 128, 134},   // urban: grey
+                                          {184, 176, 72},    // agriculture: yellow-green
+                                          {158, 118, 74},    // rangeland: brown
+                                          {40, 92, 42},      // forest: dark green
+                                          {44, 74, 166},     // water: blue
+                                          {216, 202, 172},   // barren: pale sand
+                                          {10, 10, 10}}};    // unknown: near black
   for (auto& b : base)
-    for (auto& c : b) c += r.uniform(-10, 10);
-  const double gain = r.uniform(0.85, 1.15), sigma = r.uniform(3, 7);
-  std::array<double, 3> tint{r.uniform(-12, 12), r.uniform(-12, 12), r.uniform(-12, 12)};
-  const double u = n / 256;  // texture scale: a 512 tile has 2-pixel texture units
-  const double blk = std::max(3.0, 6 * u), field = std::max(8.0, n / 5), furrow = std::max(2.5, 3 * u);
+    for (auto& c : b) c += r.range(-10, 10);
+  const int gain = r.range(232, 280), sigma = r.range(3, 7);
+  const std::array<int, 3> tint{r.range(-12, 12), r.range(-12, 12), r.range(-12, 12)};
+  const std::int64_t u = std::max<std::int64_t>(1, n / 128);  // texture unit: 1 px up to 255, 4 px at 512
+  const std::int64_t blk = 4 * u, field = std::max<std::int64_t>(8, n / 4);
 
-  std::vector<double> rgb(std::size_t(size) * size * 3);
+  std::vector<int> rgb(std::size_t(size) * size * 3);
   for (int y = 0; y < size; ++y)
     for (int x = 0; x < size; ++x) {
       const int k = cls.at(y, x);
-      std::array<double, 3> v = base[k];
-      double lum = 0;  // added to every channel
+      std::array<int, 3> v = base[k];
+      int lum = 0;  // added to every channel
       switch (k) {
-        case 0: {  // urban: buildings on a block grid, streets every 4 blocks, some red roofs
-          const auto bx = std::int64_t(std::floor(x / blk)), by = std::int64_t(std::floor(y / blk));
-          const double street = std::max(1.0, blk / 3);
-          if (std::fmod(x, 4 * blk) < street || std::fmod(y, 4 * blk) < street) {
-            v = {90, 90, 95};
+        case 0: {  // urban: buildings on a block grid, a street every 3 blocks, some red roofs
+          if ((x % (3 * blk)) < u || (y % (3 * blk)) < u) {
+            v = {78, 78, 84};
           } else {
-            lum = 70 * (detail::lattice(bx, by, st) - 0.5);
-            if (detail::lattice(bx, by, st + 1) < 0.2) v = {155, 95, 80};
+            const std::uint64_t h = detail::ihash(x / blk, y / blk, sd[4]);
+            lum = int(h & 63) - 32;
+            if (((h >> 8) & 7) < 2) v = {150, 88, 74};
           }
           break;
         }
-        case 1: {  // agriculture: field patches of three crops, furrows along x or y
-          const auto fx = std::int64_t(std::floor(x / field)), fy = std::int64_t(std::floor(y / field));
-          const double h = detail::lattice(fx, fy, st + 2);
-          if (h < 0.33) v = {v[0] - 60, v[1] - 15, v[2] - 30};
-          else if (h > 0.66) v = {v[0] + 20, v[1], v[2] + 25};
-          const double along = detail::lattice(fx, fy, st + 3) < 0.5 ? x : y;
-          lum = 12 * std::sin(2 * std::numbers::pi * along / furrow);
+        case 1: {  // agriculture: fields of three crops, furrows along x or y
+          const std::uint64_t h = detail::ihash(x / field, y / field, sd[5]);
+          if (h % 3 == 0) v = {v[0] - 50, v[1] - 5, v[2] - 25};
+          else if (h % 3 == 1) v = {v[0] + 15, v[1] + 5, v[2] + 25};
+          const std::int64_t along = (h >> 8) & 1 ? x : y;
+          lum = (along / u) % 3 == 0 ? -28 : 10;
           break;
         }
-        case 2: lum = 40 * (detail::fbm(x / (4 + 12 * u), y / (4 + 12 * u), st + 4, 3) - 0.5); break;
-        case 3:  // forest: grainy crowns
-          lum = 50 * (detail::value_noise(x / 1.5, y / 1.5, st + 5) - 0.5) +
-                30 * (detail::fbm(x / (3 + 6 * u), y / (3 + 6 * u), st + 6, 2) - 0.5);
+        case 2:  // rangeland: blotches at a few pixels' scale
+          lum = int((inoise(x, y, 4 * u, sd[6]) - 512) * 44 / 512) + inoise_px(x, y, sd[7], 6);
           break;
-        case 4: lum = 12 * (detail::fbm(x / (n / 3), y / (n / 3), st + 7, 2) - 0.5); break;
-        case 5: lum = 30 * (detail::fbm(x / (4 + 10 * u), y / (4 + 10 * u), st + 8, 3) - 0.5); break;
+        case 3:  // forest: grainy crowns
+          lum = inoise_px(x, y, sd[6] + 1, 34) + int((inoise(x, y, 2 * u, sd[7] + 1) - 512) * 24 / 512);
+          break;
+        case 4:  // water: smooth, a faint large-scale swell
+          lum = int((inoise(x, y, std::max<std::int64_t>(4, n / 2), sd[6] + 2) - 512) * 10 / 512);
+          break;
+        case 5:  // barren: faint diagonal ripples and speckle
+          lum = ((x + y) / u) % 5 < 2 ? 12 : -6;
+          lum += inoise_px(x, y, sd[7] + 2, 10);
+          break;
         default: break;
       }
-      const double noise = (k == 4 ? 0.5 : 1.0) * sigma;
+      const int noise_a = k == 4 ? sigma / 2 : sigma;
       for (int c = 0; c < 3; ++c)
-        rgb[(std::size_t(y) * size + x) * 3 + c] = (v[c] + lum) * gain + tint[c] + noise * r.normal();
+        rgb[(std::size_t(y) * size + x) * 3 + c] = std::clamp(
+            ((v[c] + lum) * gain) / 256 + tint[c] + inoise_px(x, y, sd[c] ^ 0x5eedull, 2 * noise_a), 0, 255);
     }
   // [1 2 1]/4 blur along x, then along y, softens region borders as a real sensor would.
   for (const std::size_t step : {std::size_t(3), std::size_t(size) * 3}) {
-    std::vector<double> out(rgb.size());
+    std::vector<int> out(rgb.size());
     for (int y = 0; y < size; ++y)
       for (int x = 0; x < size; ++x) {
         const std::size_t i = (std::size_t(y) * size + x) * 3;
         const int p = step == 3 ? x : y;
         const std::size_t lo = p > 0 ? i - step : i, hi = p + 1 < size ? i + step : i;
-        for (int c = 0; c < 3; ++c) out[i + c] = 0.25 * rgb[lo + c] + 0.5 * rgb[i + c] + 0.25 * rgb[hi + c];
+        for (int c = 0; c < 3; ++c) out[i + c] = (rgb[lo + c] + 2 * rgb[i + c] + rgb[hi + c] + 2) / 4;
       }
     rgb.swap(out);
   }
   SegTile t{Image(size, size, 3), classes_to_mask(cls)};
-  std::transform(rgb.begin(), rgb.end(), t.image.pixels.begin(), detail::to_u8);
+  std::transform(rgb.begin(), rgb.end(), t.image.pixels.begin(), [](int v) { return std::uint8_t(v); });
   return t;
 }
 
