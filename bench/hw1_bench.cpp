@@ -1,7 +1,7 @@
 // hw1-bench: times one benchmark row in this process and prints one JSON line, so that bench/compare can run
 // every row in a fresh process (peak RSS per row) next to PyTorch's numbers.
 //   hw1-bench --row resnet101-train-32 [--iters N] [--warmup W]
-// Rows: <net>-<infer|train>-<size>[-b<batch>] for resnet101, fcn32s, deeplabv3 (batch defaults: the rows),
+// Rows: <net>-<infer|train>-<size>[-b<batch>] for every network of the registry (batch defaults: the rows),
 // plus "sgemm" (hw1's float GEMM, 2048^3), "pgemm" (hw1's packed convolution GEMM, 2048^3), "fma-peak" (the
 // cores' FMA throughput) and "winograd-layers" (F(2x2,3x3) against F(4x4,3x3) on the networks' 3x3 layers).
 #include <immintrin.h>
@@ -228,22 +228,19 @@ int main(int argc, char** argv) {
     const auto r = hw1::bench::parse_row(row);
     const bool train = r.train;
     const std::size_t size = r.size;
+    const hw1::ModelInfo* info = hw1::find_model(r.net);
+    if (!info) throw hw1::UsageError("unknown network in row '" + row + "' (networks: " + hw1::model_names(", ") + ")");
+    const bool classifier = info->task == hw1::Task::classification;
     std::size_t batch = 1;  // the batches when the name gives none
-    if (r.net == "resnet101") batch = size == 32 ? 64 : 8;
-    else if (r.net == "fcn32s" || r.net == "deeplabv3") batch = train && size <= 256 ? 2 : 1;
+    if (classifier) batch = size == 32 ? 64 : 8;
+    else batch = train && size <= 256 ? 2 : 1;
     if (r.batch) batch = r.batch;
-    if (r.net == "resnet101") {
-      hw1::ResNet101<50> net;
-      run_net(net, row, train, batch, size, warmup, iters, 50);
-    } else if (r.net == "fcn32s") {
-      hw1::FCN32s<7> net;
-      run_net(net, row, train, batch, size, warmup, iters, 7);
-    } else if (r.net == "deeplabv3") {
-      hw1::DeepLabV3<7> net;
-      run_net(net, row, train, batch, size, warmup, iters, 7);
-    } else {
-      throw hw1::UsageError("unknown network in row '" + row + "'");
-    }
+    const int k = classifier ? 50 : 7;
+    hw1::with_model<hw1::backend::cpu, int>(r.net, [&]<class Net>(std::type_identity<Net>) {
+      Net net(hw1::ModelOptions{.num_classes = k});
+      run_net(net, row, train, batch, size, warmup, iters, k);
+      return 0;
+    });
     return 0;
   });
 }

@@ -102,15 +102,14 @@ int main(int argc, char** argv) {
     const auto r = hw1::bench::parse_row(row);
     const bool train = r.train;
     const std::size_t size = r.size, batch = r.batch ? r.batch : 8;
-    if (r.net == "resnet101") {
-      hw1::ResNet101<50, hw1::cuda> net;
-      run_net(net, row, train, batch, size, warmup, iters, 50, precision);
-    } else if (r.net == "deeplabv3") {
-      hw1::DeepLabV3<7, hw1::cuda> net;
-      run_net(net, row, train, batch, size, warmup, iters, 7, precision);
-    } else {
-      throw hw1::UsageError("unknown network in row '" + row + "'");
-    }
+    const hw1::ModelInfo* info = hw1::find_model(r.net);
+    if (!info) throw hw1::UsageError("unknown network in row '" + row + "' (networks: " + hw1::model_names(", ") + ")");
+    const int k = info->task == hw1::Task::classification ? 50 : 7;
+    hw1::with_model<hw1::cuda, int>(r.net, [&]<class Net>(std::type_identity<Net>) {
+      Net net(hw1::ModelOptions{.num_classes = k});
+      run_net(net, row, train, batch, size, warmup, iters, k, precision);
+      return 0;
+    });
     return 0;
   });
 }

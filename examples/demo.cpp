@@ -1,4 +1,4 @@
-// hw1-demo: builds the three HW1 networks, runs a training-mode forward and backward pass of each on generated
+// hw1-demo: builds every network of the registry, runs a training-mode forward and backward pass of each on generated
 // inputs, and prints shapes, parameter counts and timings. (The README's first command.)
 #include <chrono>
 #include <cstdio>
@@ -32,7 +32,7 @@ void demo(const char* name, Net& net, std::size_t n, std::size_t h, std::size_t 
   auto t2 = clock::now();
   double gnorm = 0;
   for (float v : net.params().grads()) gnorm += double(v) * v;
-  std::printf("%-10s %11zu params  input %-16s -> output %-16s forward %8.1f ms  backward %8.1f ms  |grad| %.3g\n",
+  std::printf("%-18s %11zu params  input %-16s -> output %-16s forward %8.1f ms  backward %8.1f ms  |grad| %.3g\n",
               name, net.num_parameters(), hw1::shape_str(x.shape()).c_str(), hw1::shape_str(y.shape()).c_str(),
               std::chrono::duration<double, std::milli>(t1 - t0).count(),
               std::chrono::duration<double, std::milli>(t2 - t1).count(), std::sqrt(gnorm));
@@ -43,12 +43,16 @@ void demo(const char* name, Net& net, std::size_t n, std::size_t h, std::size_t 
 int main() {
   try {
     std::printf("hw1 demo: one training-mode forward + backward pass per network (CPU, float32)\n");
-    hw1::ResNet101<50> resnet;
-    demo("resnet101", resnet, 8, 32, 32);
-    hw1::FCN32s<7> fcn;
-    demo("fcn32s", fcn, 1, 128, 128);
-    hw1::DeepLabV3<7> deeplab;
-    demo("deeplabv3", deeplab, 2, 96, 96);
+    for (const auto& m : hw1::models) {
+      const bool classifier = m.task == hw1::Task::classification;
+      hw1::with_model<hw1::backend::cpu, int>(m.name, [&]<class Net>(std::type_identity<Net>) {
+        Net net(hw1::ModelOptions{.num_classes = classifier ? 50 : 7});
+        if (classifier) demo(Net::model_name, net, 8, 32, 32);
+        else if (m.name == "fcn32s") demo(Net::model_name, net, 1, 128, 128);
+        else demo(Net::model_name, net, 2, 96, 96);
+        return 0;
+      });
+    }
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hw1-demo: error: %s\n", e.what());

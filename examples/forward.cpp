@@ -1,4 +1,4 @@
-// hw1-forward: run one of the three networks (weights from a .safetensors or a PyTorch .pth) on a safetensors input, optionally back-propagate a given output
+// hw1-forward: run one of the preset networks (hw1/models/registry.hpp) (weights from a .safetensors or a PyTorch .pth) on a safetensors input, optionally back-propagate a given output
 // gradient, and write the results under torchvision's names. The interop / debugging tool: compare with PyTorch,
 // inspect a checkpoint, check a port.
 #include <chrono>
@@ -12,8 +12,9 @@
 
 namespace {
 
-const char* kUsage =
-    "usage: hw1-forward --model resnet101|fcn32s|deeplabv3 --num-classes K --weights W.safetensors|W.pth\n"
+const std::string kUsage =
+    "usage: hw1-forward --model " + hw1::model_names() + "\n"
+    "                   --num-classes K --weights W.safetensors|W.pth\n"
     "                   --input X.safetensors --output Y.safetensors [--train]\n"
     "                   [--grad-output G.safetensors --grads D.safetensors] [--seed S] [--dtype float32|float64]\n"
     "                   [--trace-algorithms]\n"
@@ -61,9 +62,9 @@ Args parse(int argc, char** argv) {
   a.seed = std::uint64_t(cli.integer("--seed", 0, 0, hw1::kMaxSeed));
   a.train = cli.flag("--train");
   a.trace = cli.flag("--trace-algorithms");
-  if (a.model.empty()) throw UsageError("--model is required (resnet101, fcn32s or deeplabv3)");
-  if (a.model != "resnet101" && a.model != "fcn32s" && a.model != "deeplabv3")
-    throw UsageError("--model must be resnet101, fcn32s or deeplabv3, got '" + a.model + "'");
+  if (a.model.empty()) throw UsageError("--model is required (" + hw1::model_names(", ") + ")");
+  if (!hw1::find_model(a.model))
+    throw UsageError("--model must be one of " + hw1::model_names(", ") + ", got '" + a.model + "'");
   if (a.num_classes <= 0) throw UsageError("--num-classes K (K >= 1) is required");
   if (a.input.empty()) throw UsageError("--input is required");
   if (a.output.empty()) throw UsageError("--output is required");
@@ -130,20 +131,14 @@ int run(Net& net, const Args& a, std::optional<hw1::SafeTensors>& weights) {
 
 template <class B>
 int dispatch(const Args& a, std::optional<hw1::SafeTensors>& weights) {
-  if (a.model == "resnet101") {
-    hw1::ResNet101<hw1::dynamic, B> net(a.num_classes, a.seed);
+  return hw1::with_model<B, int>(a.model, [&]<class Net>(std::type_identity<Net>) {
+    // torchvision's aux_loss=True checkpoints carry aux_classifier.*: build the head they describe.
+    bool aux = false;
+    if (Net::has_aux_head && weights)
+      for (const auto& n : weights->names()) aux = aux || n.starts_with("aux_classifier.");
+    Net net(hw1::ModelOptions{.num_classes = a.num_classes, .aux_loss = aux, .seed = a.seed});
     return run(net, a, weights);
-  }
-  if (a.model == "fcn32s") {
-    hw1::FCN32s<hw1::dynamic, B> net(a.num_classes, a.seed);
-    return run(net, a, weights);
-  }
-  // torchvision's aux_loss=True checkpoints carry aux_classifier.*: build the head they describe.
-  bool aux = false;
-  if (weights)
-    for (const auto& n : weights->names()) aux = aux || n.starts_with("aux_classifier.");
-  hw1::DeepLabV3<hw1::dynamic, B> net(a.num_classes, aux, a.seed);
-  return run(net, a, weights);
+  });
 }
 
 }  // namespace

@@ -34,14 +34,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* kUsage =
+const std::string kUsage = std::string(
     "usage: hw1-predict --checkpoint C [--checkpoint C2 ...] --images DIR (--csv OUT.csv | --masks OUT_DIR)\n"
     "                   [--batch-size N] [--device cpu|cuda|cuda:N] [--precision P] [--skip-bad] [--force]\n"
     "                   [--model M --num-classes K [--input-size S] [--pth-key KEY]]\n"
     "  --csv OUT.csv    problem 1: DIR holds *.png; writes 'image_id,label' then one 'name.png,label' row per\n"
-    "                   image (resnet101 checkpoints).\n"
+    "                   image (classifier checkpoints: ") + hw1::model_names(hw1::Task::classification, ", ") + ").\n"
     "  --masks OUT_DIR  problem 2: DIR holds xxxx_sat.jpg; writes OUT_DIR/xxxx.png, RGB masks in the course\n"
-    "                   colours at the input's resolution (fcn32s / deeplabv3 checkpoints).\n"
+    "                   colours at the input's resolution (segmenter checkpoints: " +
+    hw1::model_names(hw1::Task::segmentation, ", ") + ").\n" +
     "  Several --checkpoint: ensemble, majority vote of the members' labels (per image, or per pixel), ties\n"
     "                   broken by the highest mean softmax probability among the tied labels.\n"
     "  --batch-size N   images per forward pass, 1..65536 (default 32 for classifiers, 2 for segmenters).\n"
@@ -51,11 +52,23 @@ const char* kUsage =
     "  --skip-bad       skip unreadable images (reported at the end) instead of stopping at the first.\n"
     "  --force          overwrite an existing OUT.csv, or write into an OUT_DIR that already holds files.\n"
     "  A checkpoint may also be a bare torchvision state_dict (.safetensors without hw1 metadata, or a PyTorch\n"
-    "  .pth): then --model resnet101|fcn32s|deeplabv3 and --num-classes K say what it is, and preprocessing is\n"
+    "  .pth): then --model M (" + hw1::model_names() + ") and --num-classes K say what it is, and preprocessing is\n"
     "  ImageNet's mean/std (classifier inputs resized to --input-size S, default 224). --pth-key KEY picks the\n"
     "  state_dict under KEY of a .pth checkpoint dict (default: the only one there).\n";
 
-// One ensemble member: a loaded network behind a type-erased forward (the three models are distinct types).
+// The registry's names of one task ("this program needs ..." errors).
+std::vector<std::string> names_of(hw1::Task task) {
+  std::vector<std::string> v;
+  for (const auto& m : hw1::models)
+    if (m.task == task) v.emplace_back(m.name);
+  return v;
+}
+bool is_classifier(const std::string& model) {
+  const hw1::ModelInfo* m = hw1::find_model(model);
+  return m && m->task == hw1::Task::classification;
+}
+
+// One ensemble member: a loaded network behind a type-erased forward (the models are distinct types).
 struct Member {
   std::string path;
   hw1::CheckpointInfo info;
@@ -86,12 +99,12 @@ hw1::CheckpointInfo checkpoint_info(const std::string& path, const hw1::SafeTens
     return info;
   }
   if (bare.model.empty() || bare.num_classes < 1)
-    throw hw1::Error(path + ": a bare state_dict (no hw1 checkpoint metadata): give --model resnet101|fcn32s|deeplabv3 "
+    throw hw1::Error(path + ": a bare state_dict (no hw1 checkpoint metadata): give --model " + hw1::model_names() + " "
                      "and --num-classes K to say what it holds");
   hw1::CheckpointInfo info;  // ImageNet's mean and std
   info.model = bare.model;
   info.num_classes = bare.num_classes;
-  info.input_size = bare.model == "resnet101" ? bare.input_size : 0;
+  info.input_size = is_classifier(bare.model) ? bare.input_size : 0;
   for (const auto& n : file.names()) info.aux_loss = info.aux_loss || n.starts_with("aux_classifier.");
   return info;
 }
@@ -101,16 +114,16 @@ Member load_member(const std::string& path, bool segmentation, bool cuda, const 
   const hw1::CheckpointInfo info = checkpoint_info(path, file, bare);
   const std::string says = file.metadata.count("format") ? "its metadata says num_classes " : "--num-classes is ";
   if (segmentation)
-    info.expect_model({"fcn32s", "deeplabv3"}, path + " (--masks)");
+    info.expect_model(names_of(hw1::Task::segmentation), path + " (--masks)");
   else
-    info.expect_model({"resnet101"}, path + " (--csv)");
+    info.expect_model(names_of(hw1::Task::classification), path + " (--csv)");
+  const hw1::ModelInfo& model = *hw1::find_model(info.model);
   if (info.num_classes < 1) throw hw1::Error(path + ": checkpoint metadata says num_classes " + std::to_string(info.num_classes));
   // The metadata's class count must be the one the weights were trained with: the last layer's output rows
-  // (fc for ResNet101, classifier.4 for DeepLabv3, score_fr for FCN32s). A disagreement would otherwise build a
-  // network of the metadata's width and fail on a tensor shape, or vote over labels the network never had.
-  const std::string last = info.model == "resnet101" ? "fc.weight"
-                           : info.model == "fcn32s"  ? "score_fr.weight"
-                                                     : "classifier.4.weight";
+  // (the registry's head_weight: fc for ResNet, classifier.4 for DeepLabv3, score_fr for FCN32s). A disagreement
+  // would otherwise build a network of the metadata's width and fail on a tensor shape, or vote over labels the
+  // network never had.
+  const std::string last(model.head_weight);
   if (!file.has(last)) throw hw1::Error(path + ": holds no " + last + "; not a " + info.model + " checkpoint");
   if (const auto& shape = file.info(last).shape; shape.empty() || shape[0] != std::size_t(info.num_classes))
     throw hw1::Error(path + ": " + says + std::to_string(info.num_classes) + " but its " + last +
@@ -127,9 +140,9 @@ Member load_member(const std::string& path, bool segmentation, bool cuda, const 
     return m;
 #endif
   }
-  if (info.model == "resnet101") return make_member<hw1::ResNet101<hw1::dynamic>>(path, file, info, info.num_classes);
-  if (info.model == "fcn32s") return make_member<hw1::FCN32s<hw1::dynamic>>(path, file, info, info.num_classes);
-  return make_member<hw1::DeepLabV3<hw1::dynamic>>(path, file, info, info.num_classes, info.aux_loss);
+  return hw1::with_model<hw1::backend::cpu, Member>(info.model, [&]<class Net>(std::type_identity<Net>) {
+    return make_member<Net>(path, file, info, hw1::ModelOptions{.num_classes = info.num_classes, .aux_loss = info.aux_loss});
+  });
 }
 
 // In-place softmax over dimension 1 of [N, K] or [N, K, H, W].
@@ -196,7 +209,7 @@ std::vector<hw1::Tensor> run_member(const Member& m, const std::vector<const hw1
   std::vector<hw1::Image> prepared;
   prepared.reserve(imgs.size());
   for (const hw1::Image* img : imgs) {
-    const int s = m.info.model == "resnet101" ? m.info.input_size : 0;
+    const int s = is_classifier(m.info.model) ? m.info.input_size : 0;
     prepared.push_back(s > 0 && (img->height != s || img->width != s) ? hw1::resize_bilinear(*img, s, s) : *img);
   }
   std::vector<hw1::Tensor> probs;
@@ -251,8 +264,8 @@ int run(int argc, char** argv) {
                      {"--skip-bad", "--force"}, kUsage);
   BareSpec bare;
   bare.model = cli.str("--model");
-  if (!bare.model.empty() && bare.model != "resnet101" && bare.model != "fcn32s" && bare.model != "deeplabv3")
-    throw hw1::UsageError("--model must be resnet101, fcn32s or deeplabv3, got '" + bare.model + "'");
+  if (!bare.model.empty() && !hw1::find_model(bare.model))
+    throw hw1::UsageError("--model must be one of " + hw1::model_names(", ") + ", got '" + bare.model + "'");
   bare.num_classes = int(cli.integer("--num-classes", 0, 1, hw1::kMaxClasses));
   bare.input_size = int(cli.integer("--input-size", 224, hw1::kMinImageSide, hw1::kMaxImageSide));
   bare.pth_key = cli.str("--pth-key");

@@ -21,10 +21,8 @@ void predict_cuda::use_device(int index, const std::string& precision) { hw1::gp
 std::function<hw1::Tensor(const hw1::Tensor&)> predict_cuda::load(const hw1::SafeTensors& file,
                                                                   const hw1::CheckpointInfo& info,
                                                                   std::shared_ptr<void>& owner) {
-  if (info.model == "resnet101")
-    return load_as<hw1::ResNet101<hw1::dynamic, hw1::cuda>>(file, owner, info.num_classes);
-  if (info.model == "fcn32s") return load_as<hw1::FCN32s<hw1::dynamic, hw1::cuda>>(file, owner, info.num_classes);
-  if (info.model == "deeplabv3")
-    return load_as<hw1::DeepLabV3<hw1::dynamic, hw1::cuda>>(file, owner, info.num_classes, info.aux_loss, 0);
-  throw hw1::Error(file.path() + ": unknown model '" + info.model + "'");
+  return hw1::with_model<hw1::cuda, std::function<hw1::Tensor(const hw1::Tensor&)>>(
+      info.model, [&]<class Net>(std::type_identity<Net>) {
+        return load_as<Net>(file, owner, hw1::ModelOptions{.num_classes = info.num_classes, .aux_loss = info.aux_loss});
+      });
 }

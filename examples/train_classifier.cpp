@@ -1,4 +1,4 @@
-// hw1-train-classifier: HW1 problem 1, ResNet101 on a folder of "{label}_{id}.png" images (hw1/train/fit.hpp
+// hw1-train-classifier: HW1 problem 1, ResNet101 (or ResNet50) on a folder of "{label}_{id}.png" images (hw1/train/fit.hpp
 // does the epoch loop, checkpoints and resume; train_classifier.hpp the rest, for any backend).
 #include "train_classifier.hpp"
 
@@ -6,7 +6,7 @@ namespace {
 
 int run(int argc, char** argv) {
   using namespace classifier;
-  const std::set<std::string> options{"--train",     "--val",          "--out",      "--resume",     "--epochs",
+  const std::set<std::string> options{"--model", "--train",     "--val",          "--out",      "--resume",     "--epochs",
                                       "--batch-size", "--lr",          "--optimizer", "--input-size", "--seed",
                                       "--weight-decay", "--momentum",  "--schedule", "--warmup-steps", "--step-epochs",
                                       "--gamma",     "--rotate",       "--num-classes", "--init-weights", "--workers",
@@ -17,12 +17,16 @@ int run(int argc, char** argv) {
   const hw1::Cli& cli = ra.cli;
 
   const hw1::DeviceOption dev = hw1::parse_device_option(cli);
+  std::vector<std::string> classifiers;
+  for (const auto& m : hw1::models)
+    if (m.task == hw1::Task::classification) classifiers.emplace_back(m.name);
+  const std::string model = cli.choice("--model", "resnet101", classifiers);
   if (dev.cuda) {
 #ifdef HW1_WITH_CUDA
-    return train_resnet101_cuda(ra, dev);
+    return train_classifier_cuda(model, ra, dev);
 #endif
   }
-  return train_resnet101<hw1::backend::cpu>(ra, dev);
+  return train_model<hw1::backend::cpu>(model, ra, dev);
 }
 
 }  // namespace

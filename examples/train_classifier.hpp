@@ -18,9 +18,10 @@ namespace classifier {
 
 
 inline const char* kProgram = "hw1-train-classifier";
-inline const std::string kUsage = std::string(R"USAGE(usage: hw1-train-classifier --train DIR --val DIR --out RUN_DIR [options]
+inline const std::string kUsage = std::string(R"USAGE(usage: hw1-train-classifier [--model resnet101|resnet50] --train DIR --val DIR --out RUN_DIR [options]
        hw1-train-classifier --resume RUN_DIR [--epochs N] [--workers N] [--device D] [--precision P] [--keep-epochs N]
 Trains ResNet101 (torchvision layout) on DIR/{label}_{id}.png images; validates after every epoch.
+  --model NAME             resnet101 (default) | resnet50 (torchvision resnet50, about half the cost)
   --train DIR, --val DIR   labelled folders (train_50/, val_50/)
   --out RUN_DIR            run directory: epoch-NNN.safetensors, best.safetensors, optimizer.safetensors,
                            metrics.csv, curves.png, run.json; refused if it holds files (unless --force)
@@ -75,9 +76,10 @@ struct ClassifierTask {
   double eval_metric() const { return total ? double(correct) / double(total) : 0.0; }
 };
 
-// ResNet101 on backend B, trained.
-template <class B>
-int train_resnet101(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
+// The classifier Net (a ResNet of the registry) on its backend, trained.
+template <class Net>
+int train_net(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
+  using B = typename Net::backend_type;
   const hw1::Cli& cli = ra.cli;
   const std::string train_dir = cli.required("--train"), val_dir = cli.required("--val");
   const bool pretrained = cli.has("--init-weights");
@@ -115,12 +117,12 @@ int train_resnet101(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
   const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_files.size(), batch, epochs, 5);
 
   hw1::FitConfig fc = hw1::examples::base_fit_config(ra, epochs, seed, oc, sc, chance, dev, "val_accuracy");
-  fc.info.model = "resnet101";
+  fc.info.model = Net::model_name;
   fc.info.num_classes = k;
   fc.info.input_size = size;
 
-  hw1::ResNet101<hw1::dynamic, B> net(k, seed);
-  hw1::start_run(net, ra, kProgram, "resnet101");
+  Net net(hw1::ModelOptions{.num_classes = k, .seed = seed});
+  hw1::start_run(net, ra, kProgram, Net::model_name);
 
   hw1::AugmentConfig train_aug, val_aug;
   train_aug.out_h = train_aug.out_w = val_aug.out_h = val_aug.out_w = size;
@@ -133,7 +135,7 @@ int train_resnet101(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
                   {.batch_size = std::size_t(batch), .shuffle = false, .num_workers = workers,
                    .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad});
 
-  std::cout << "resnet101, " << k << " classes, " << train.dataset().size() << " train / " << val.dataset().size()
+  std::cout << Net::model_name << ", " << k << " classes, " << train.dataset().size() << " train / " << val.dataset().size()
             << " val images at " << size << "x" << size << ", " << oc.name << " lr " << oc.lr << ", batch " << batch
             << ", " << epochs << " epochs on "
             << hw1::examples::device_label(dev)
@@ -143,7 +145,16 @@ int train_resnet101(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
   return hw1::examples::fit_and_report(net, train, val, task, fc);
 }
 
+// The classifier named --model on backend B.
+template <class B>
+int train_model(const std::string& model, const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
+  return hw1::with_model<B, int>(model, [&]<class Net>(std::type_identity<Net>)
+                                            requires(Net::task == hw1::Task::classification) {
+                                              return train_net<Net>(ra, dev);
+                                            });
+}
+
 // On the GPU: train_classifier_cuda.cu, built with the CUDA backend (HW1_WITH_CUDA).
-int train_resnet101_cuda(const hw1::RunArgs& ra, const hw1::DeviceOption& dev);
+int train_classifier_cuda(const std::string& model, const hw1::RunArgs& ra, const hw1::DeviceOption& dev);
 
 }  // namespace classifier

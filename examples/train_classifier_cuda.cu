@@ -2,7 +2,7 @@
 #include "hw1/backend/cuda/train.cuh"
 #include "train_classifier.hpp"
 
-int classifier::train_resnet101_cuda(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
+int classifier::train_classifier_cuda(const std::string& model, const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
   hw1::gpu::use_device(dev.index, dev.precision);
-  return train_resnet101<hw1::cuda>(ra, dev);
+  return train_model<hw1::cuda>(model, ra, dev);
 }

@@ -1,4 +1,4 @@
-// hw1-train-segmenter: HW1 problem 2, VGG16-FCN32s or DeepLabv3-ResNet101 on xxxx_sat.jpg / xxxx_mask.png pairs
+// hw1-train-segmenter: HW1 problem 2, VGG16-FCN32s or DeepLabv3 (ResNet101 / ResNet50) on xxxx_sat.jpg / xxxx_mask.png pairs
 // (hw1/train/fit.hpp does the epoch loop, checkpoints and resume; train_segmenter.hpp the rest, for any backend).
 // Validation mIoU is the course's: counts over the whole validation set at full resolution, classes 0..5.
 #include "train_segmenter.hpp"
@@ -18,16 +18,19 @@ int run(int argc, char** argv) {
                                               {"--epochs", "--workers", "--device", "--precision", "--keep-epochs"});
   const hw1::Cli& cli = ra.cli;
   const hw1::DeviceOption dev = hw1::parse_device_option(cli);
-  const std::string model = cli.choice("--model", "fcn32s", {"fcn32s", "deeplabv3"});
+  std::vector<std::string> segmenters;
+  for (const auto& m : hw1::models)
+    if (m.task == hw1::Task::segmentation) segmenters.emplace_back(m.name);
+  const std::string model = cli.choice("--model", "fcn32s", segmenters);
   const double aux = cli.real("--aux-loss", 0, 0);
-  if (model == "fcn32s" && aux > 0)
-    throw hw1::UsageError("--aux-loss needs --model deeplabv3 (FCN32s has no auxiliary head)");
+  if (!hw1::find_model(model)->has_aux_head && aux > 0)
+    throw hw1::UsageError("--aux-loss needs a DeepLabv3 model (" + model + " has no auxiliary head)");
   if (dev.cuda) {
 #ifdef HW1_WITH_CUDA
-    return model == "fcn32s" ? train_fcn32s_cuda(ra, dev) : train_deeplabv3_cuda(ra, dev);
+    return model == "fcn32s" ? train_fcn32s_cuda(ra, dev) : train_deeplab_cuda(model, ra, dev);
 #endif
   }
-  return model == "fcn32s" ? train_fcn32s<hw1::backend::cpu>(ra, dev) : train_deeplabv3<hw1::backend::cpu>(ra, dev);
+  return train_model<hw1::backend::cpu>(model, ra, dev);
 }
 
 }  // namespace

@@ -19,10 +19,11 @@ namespace segmenter {
 
 
 inline const char* kProgram = "hw1-train-segmenter";
-inline const std::string kUsage = std::string(R"USAGE(usage: hw1-train-segmenter --model fcn32s|deeplabv3 --train DIR --val DIR --out RUN_DIR [options]
+inline const std::string kUsage = std::string(R"USAGE(usage: hw1-train-segmenter --model fcn32s|deeplabv3|deeplabv3_resnet50 --train DIR --val DIR --out RUN_DIR [options]
        hw1-train-segmenter --resume RUN_DIR [--epochs N] [--workers N] [--device D] [--precision P] [--keep-epochs N]
 Trains a 7-class segmenter on DIR/xxxx_sat.jpg + xxxx_mask.png pairs; validation mIoU (the course's) every epoch.
-  --model NAME             fcn32s (VGG16-FCN32s) | deeplabv3 (DeepLabv3-ResNet101); default fcn32s
+  --model NAME             fcn32s (VGG16-FCN32s) | deeplabv3 (DeepLabv3-ResNet101) | deeplabv3_resnet50
+                           (DeepLabv3-ResNet50, about half the cost); default fcn32s
   --train DIR, --val DIR   the course's train/ and validation/ folders
   --out RUN_DIR            run directory: epoch-NNN.safetensors, best.safetensors, optimizer.safetensors,
                            metrics.csv, curves.png, run.json, snapshots/; refused if it holds files (unless --force)
@@ -43,7 +44,7 @@ Trains a 7-class segmenter on DIR/xxxx_sat.jpg + xxxx_mask.png pairs; validation
   --class-weights W        none (default) | inverse-frequency: 1/pixel count over the --train masks, normalised
                            to mean 1; Unknown (class 6) gets weight 0 (it is not scored, and as the rarest class
                            its inverse frequency would dominate the loss)
-  --aux-loss W             deeplabv3: weight >= 0 of the auxiliary FCN head on layer3 (0 = no auxiliary head, default)
+  --aux-loss W             deeplabv3*: weight >= 0 of the auxiliary FCN head on layer3 (0 = no auxiliary head, default)
   --init-weights FILE      start from a weights file (e.g. torchvision vgg16 features for fcn32s); loads every
                            tensor that fits and lists the ones skipped; .safetensors or a PyTorch .pth as
                            downloaded (vgg16-397923af.pth)
@@ -271,22 +272,26 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
   return hw1::examples::fit_and_report(net, train, val, task, fc);
 }
 
-// The network of --model on backend B, trained.
-template <class B>
-int train_fcn32s(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
-  hw1::FCN32s<hw1::dynamic, B> net(hw1::kSegClasses, std::uint64_t(ra.cli.integer("--seed", 0, 0, hw1::kMaxSeed)));
-  return train(net, ra, "fcn32s", false, dev);
+// The network Net (a segmenter of the registry) on its backend, trained.
+template <class Net>
+int train_net(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
+  const bool aux = Net::has_aux_head && ra.cli.real("--aux-loss", 0, 0) > 0;
+  Net net(hw1::ModelOptions{.num_classes = hw1::kSegClasses, .aux_loss = aux,
+                            .seed = std::uint64_t(ra.cli.integer("--seed", 0, 0, hw1::kMaxSeed))});
+  return train(net, ra, Net::model_name, aux, dev);
 }
+// The segmenter named --model on backend B.
 template <class B>
-int train_deeplabv3(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
-  const bool aux = ra.cli.real("--aux-loss", 0, 0) > 0;
-  hw1::DeepLabV3<hw1::dynamic, B> net(hw1::kSegClasses, aux, std::uint64_t(ra.cli.integer("--seed", 0, 0, hw1::kMaxSeed)));
-  return train(net, ra, "deeplabv3", aux, dev);
+int train_model(const std::string& model, const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
+  return hw1::with_model<B, int>(model, [&]<class Net>(std::type_identity<Net>)
+                                            requires(Net::task == hw1::Task::segmentation) {
+                                              return train_net<Net>(ra, dev);
+                                            });
 }
 
-// On the GPU: train_segmenter_cuda_<model>.cu, built with the CUDA backend (HW1_WITH_CUDA), one network per
-// translation unit so that each compiles in reasonable time under nvcc.
+// On the GPU: train_segmenter_cuda_<family>.cu, built with the CUDA backend (HW1_WITH_CUDA), one network family
+// per translation unit so that each compiles in reasonable time under nvcc.
 int train_fcn32s_cuda(const hw1::RunArgs& ra, const hw1::DeviceOption& dev);
-int train_deeplabv3_cuda(const hw1::RunArgs& ra, const hw1::DeviceOption& dev);
+int train_deeplab_cuda(const std::string& model, const hw1::RunArgs& ra, const hw1::DeviceOption& dev);
 
 }  // namespace segmenter

@@ -4,5 +4,5 @@
 
 int segmenter::train_fcn32s_cuda(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
   hw1::gpu::use_device(dev.index, dev.precision);
-  return train_fcn32s<hw1::cuda>(ra, dev);
+  return train_net<hw1::FCN32s<hw1::dynamic, hw1::cuda>>(ra, dev);
 }

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -28,7 +30,7 @@ namespace fs = std::filesystem;
 const char* kUsage =
     "usage: hw1-tsne --checkpoint C --images DIR --out tsne.png [--limit N] [--perplexity P] [--seed S]\n"
     "                [--iterations N] [--batch-size N] [--skip-bad] [--force]\n"
-    "  C: a resnet101 checkpoint; DIR: labelled images {label}_{id}.png (e.g. val_50).\n"
+    "  C: a resnet101 or resnet50 checkpoint; DIR: labelled images {label}_{id}.png (e.g. val_50).\n"
     "  Writes tsne.png (scatter coloured by class) and tsne.csv (image_id,label,x,y).\n"
     "  --limit N       embed a seeded random subset of N >= 2 images (default: all)\n"
     "  --perplexity P  t-SNE perplexity > 0 (default 30); --iterations 1..1000000 (default 1000); --seed S\n"
@@ -53,7 +55,10 @@ int run(int argc, char** argv) {
 
   const hw1::SafeTensors file = hw1::SafeTensors::read(ckpt);
   const hw1::CheckpointInfo info = hw1::CheckpointInfo::from(file);
-  info.expect_model({"resnet101"}, ckpt);
+  std::vector<std::string> classifiers;
+  for (const auto& m : hw1::models)
+    if (m.task == hw1::Task::classification) classifiers.emplace_back(m.name);
+  info.expect_model(classifiers, ckpt);
   auto files = hw1::list_classification_dir(dir, info.num_classes, true);
   if (cli.has("--limit")) {
     if (limit < files.size()) {
@@ -69,10 +74,18 @@ int run(int argc, char** argv) {
     }
   }
   // The checkpoint is loaded (a tensor of the wrong shape is an error) before the output folder is created.
-  hw1::ResNet101<hw1::dynamic> net(info.num_classes);
-  net.load(file);
-  net.eval();
-  net.set_record(false);
+  std::shared_ptr<void> holder;
+  std::function<hw1::Tensor(const hw1::Tensor&)> features;
+  const std::size_t d = hw1::with_model<hw1::backend::cpu, std::size_t>(
+      info.model, [&]<class Net>(std::type_identity<Net>) requires(Net::task == hw1::Task::classification) {
+        auto net = std::make_shared<Net>(hw1::ModelOptions{.num_classes = info.num_classes});
+        net->load(file);
+        net->eval();
+        net->set_record(false);
+        holder = net;
+        features = [net](const hw1::Tensor& x) { return net->features(x); };
+        return std::size_t(Net::feature_channels);
+      });
   std::error_code ec;
   for (const auto& p : {out, csv_path}) {
     if (fs::exists(p, ec) && !cli.flag("--force")) throw hw1::Error(p + ": already exists; pass --force to overwrite it");
@@ -116,7 +129,7 @@ int run(int argc, char** argv) {
       const std::size_t h = first.height, w = first.width, per = 3 * h * w;
       hw1::Tensor x = hw1::empty({b - a, 3, h, w});
       for (std::size_t j = a; j < b; ++j) hw1::to_tensor_normalized(imgs[ok[j]], info.mean, info.std, x.data() + (j - a) * per);
-      const hw1::Tensor f = net.features(x);
+      const hw1::Tensor f = features(x);
       feats.insert(feats.end(), f.data(), f.data() + f.size());
       for (std::size_t j = a; j < b; ++j) {
         labels.push_back(files[lo + ok[j]].label);
@@ -128,7 +141,7 @@ int run(int argc, char** argv) {
   }
   bar.finish();
   const double t_features = bar.seconds();
-  const std::size_t n = labels.size(), d = hw1::ResNet101<hw1::dynamic>::feature_channels;
+  const std::size_t n = labels.size();
   if (n < 2) throw hw1::Error(dir + ": fewer than 2 readable images; t-SNE needs at least 2 points");
 
   const auto t0 = clock::now();

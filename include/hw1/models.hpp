@@ -1,4 +1,4 @@
-// hw1: ResNet101, VGG16-FCN32s and DeepLabv3-ResNet101, composed at compile time from the layer templates.
+// hw1: ResNet101 / ResNet50, VGG16-FCN32s and DeepLabv3-ResNet101 / -ResNet50, composed at compile time from the layer templates.
 //   #include <hw1/models.hpp>
 //   hw1::ResNet101<50> net;                       // CPU, float32; hw1::ResNet101<hw1::dynamic> net(k) for run-time k
 //   hw1::Tensor y = net.forward(x);               // x: [N, 3, H, W]
@@ -20,4 +20,5 @@
 #include "hw1/layers/pooling.hpp"
 #include "hw1/models/deeplabv3.hpp"
 #include "hw1/models/fcn32s.hpp"
+#include "hw1/models/registry.hpp"
 #include "hw1/models/resnet.hpp"

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Generate PyTorch float64 reference data for the hw1 parity tests (see README.md in this folder).
 
-  make_reference.py --model resnet101|fcn32s|deeplabv3 --num-classes K --shape N,3,H,W --seed S \
+  make_reference.py --model resnet101|resnet50|fcn32s|deeplabv3|deeplabv3_resnet50 --num-classes K --shape N,3,H,W --seed S \
                     --mode eval|train --out DIR [--input normal|smooth] [--threads T] [--pth SPEC]
   --pth SPEC writes the weights as DIR/weights.pth with torch.save instead of weights.safetensors; SPEC is a
   comma list of zip|legacy (the format), float32|float16 (the references then use the float16-rounded weights),
@@ -27,17 +27,22 @@ import st  # noqa: E402
 from fcn32s_torch import FCN32s  # noqa: E402
 
 STATS = ("running_mean", "running_var")
+CLASSIFIERS = ("resnet101", "resnet50")
+MODELS = CLASSIFIERS + ("fcn32s", "deeplabv3", "deeplabv3_resnet50")
 
 
 def build(name, k):
-    if name == "resnet101":
-        return torchvision.models.resnet101(weights=None, num_classes=k)
+    if name in CLASSIFIERS:
+        return getattr(torchvision.models, name)(weights=None, num_classes=k)
     if name == "deeplabv3":
         return torchvision.models.segmentation.deeplabv3_resnet101(
             weights=None, weights_backbone=None, num_classes=k, aux_loss=False)
+    if name == "deeplabv3_resnet50":
+        return torchvision.models.segmentation.deeplabv3_resnet50(
+            weights=None, weights_backbone=None, num_classes=k, aux_loss=False)
     if name == "fcn32s":
         return FCN32s(k)
-    raise SystemExit(f"unknown model '{name}': use resnet101, fcn32s or deeplabv3")
+    raise SystemExit(f"unknown model '{name}': use one of {', '.join(MODELS)}")
 
 
 def forward(model, x):
@@ -153,7 +158,7 @@ def generate(a):
                     t.copy_(t.half().float())
     model.eval()
     x = draw()
-    out_shape = [shape[0], a.num_classes] + ([] if a.model == "resnet101" else shape[2:])
+    out_shape = [shape[0], a.num_classes] + ([] if a.model in CLASSIFIERS else shape[2:])
     gy = torch.randn(out_shape, generator=gen)
 
     train = a.mode == "train"
@@ -300,7 +305,7 @@ def self_test():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--self-test", action="store_true")
-    ap.add_argument("--model", choices=["resnet101", "fcn32s", "deeplabv3"])
+    ap.add_argument("--model", choices=MODELS)
     ap.add_argument("--num-classes", type=int, default=7)
     ap.add_argument("--shape", default="2,3,67,45")
     ap.add_argument("--seed", type=int, default=0)

@@ -12,7 +12,7 @@ set(HW1_PARITY_SHAPE "2,3,67,45" CACHE STRING "Input shape of the torchvision pa
 # One ctest entry per model and mode (tests/parity/run_parity.sh): reference, check, then the directory is
 # removed if the case passed. The cases take the lock hw1_disk in turn (as do the trainers' end-to-end tests), so
 # the run never holds more than one reference (~1.5 GB at most) on disk.
-foreach(case IN ITEMS "resnet101;50;11" "fcn32s;7;12" "deeplabv3;7;13")
+foreach(case IN ITEMS "resnet101;50;11" "fcn32s;7;12" "deeplabv3;7;13" "resnet50;10;25" "deeplabv3_resnet50;5;26")
   list(GET case 0 model)
   list(GET case 1 k)
   list(GET case 2 seed)
@@ -66,3 +66,8 @@ hw1_parity_pth_case(resnet101.zip.f32.transposed resnet101 1000 2,3,48,40 21 "zi
 hw1_parity_pth_case(resnet101.legacy.f16.wrapped resnet101 50 2,3,40,36 22 "legacy,float16,wrapped")
 hw1_parity_pth_case(fcn32s.legacy.f32.module fcn32s 7 1,3,64,48 23 "legacy,float32,module")
 hw1_parity_pth_case(deeplabv3.zip.f16.transposed deeplabv3 7 1,3,64,64 24 "zip,float16,transposed,module")
+hw1_parity_pth_case(resnet50.zip.f32 resnet50 10 2,3,48,40 27 "zip,float32")
+hw1_parity_pth_case(deeplabv3_resnet50.legacy.f16.module deeplabv3_resnet50 5 1,3,64,64 28 "legacy,float16,module")
+# resnet50 and deeplabv3_resnet50 share the blocks of the 101-layer presets; the selector's cases at their sizes:
+hw1_parity_case(resnet50.train.dense2x2 resnet50 10 4,3,32,32 29 train "fwd_dense2x2>0 dx_dense2x2>0 dw_dense2x2>0" "")
+hw1_parity_case(deeplabv3_resnet50.eval.f4 deeplabv3_resnet50 5 1,3,256,256 30 eval "${_hw1_no_f4}" "fwd_f4>0")

@@ -59,7 +59,7 @@ class TinyNet : public Model<TinyNet<B>, B> {
   typename Linear<32, dynamic>::template bind<32, B> fc;
 };
 
-struct Task {
+struct FitTask {
   std::size_t correct = 0, total = 0;
   int interrupt_after = -1, steps = 0;  // >= 0: raise the Ctrl-C flag after that many training steps
   template <class Net>
@@ -119,7 +119,7 @@ Run train_tiny(const fs::path& dir, const fs::path& train_dir, const fs::path& v
   cfg.info = {.model = "tiny", .num_classes = 4, .metric_name = "val_accuracy"};
   std::ostringstream sink;
   cfg.out = &sink;
-  Task task;
+  FitTask task;
   task.interrupt_after = interrupt_after;
   Run r{fit(net, train, val, task, cfg), {}};
   g_interrupted = 0;
@@ -204,7 +204,7 @@ BOOST_AUTO_TEST_CASE(resume_refuses_another_model) {
   cfg.info = {.model = "resnet101", .num_classes = 4, .metric_name = "val_accuracy"};
   std::ostringstream sink;
   cfg.out = &sink;
-  Task task;
+  FitTask task;
   BOOST_CHECK_EXCEPTION(fit(net, train, val, task, cfg), Error, [](const Error& e) {
     return std::string(e.what()).find("tiny") != std::string::npos;
   });

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "hw1/backend/backend.hpp"
 #include "hw1/core/tensor.hpp"
 #include "hw1/backend/cpu/batchnorm.hpp"
 #include "hw1/backend/cpu/conv2d.hpp"
@@ -59,6 +60,7 @@ struct cpu_t {
 #undef HW1_CPU_OP
 
 using cpu = cpu_t<float>;
+static_assert(Backend<cpu> && Backend<cpu_t<double>>, "the CPU backend must meet the backend contract (backend.hpp)");
 
 }  // namespace hw1::backend
 

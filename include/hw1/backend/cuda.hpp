@@ -610,6 +610,7 @@ struct cuda_t {
 #undef HW1_CUDA_OP
 
 using cuda = cuda_t<float>;
+static_assert(Backend<cuda>, "the CUDA backend must meet the backend contract (backend.hpp)");
 
 }  // namespace hw1::backend
 

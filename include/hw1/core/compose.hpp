@@ -11,6 +11,7 @@
 #include <concepts>
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -76,6 +77,90 @@ struct LayerBase {
   using params = ParamSet<scalar>;
   static constexpr int in_channels = In;
   static constexpr int out_channels = Out;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Names. Named<"conv1", Spec> is Spec under a torchvision member name: inside a Seq (or Fields) it is visited as
+// "conv1." instead of its index, and found with get<"conv1">(). A bound Named is the bound Spec itself plus the name
+// (NamedLayer derives from it), so fusion and every layer's own methods see through it.
+template <std::size_t N>
+struct fixed_string {
+  char chars[N]{};
+  constexpr fixed_string(const char (&s)[N]) {  // NOLINT: implicit, so that Named<"conv1", ...> reads as it should
+    for (std::size_t i = 0; i < N; ++i) chars[i] = s[i];
+  }
+  constexpr std::string_view view() const { return {chars, N - 1}; }
+  std::string str() const { return std::string(chars, N - 1); }
+};
+template <std::size_t N, std::size_t M>
+constexpr bool operator==(const fixed_string<N>& a, const fixed_string<M>& b) {
+  return a.view() == b.view();
+}
+
+template <fixed_string Name, class L>
+struct NamedLayer : L {
+  static constexpr fixed_string member_name = Name;
+  using L::L;
+};
+
+template <fixed_string Name, class Spec>
+struct Named {
+  static_assert(Name.view().size() > 0 && Name.view().find('.') == std::string_view::npos,
+                "hw1::Named: a member name is one non-empty path component (no '.')");
+  static constexpr fixed_string name = Name;
+  using spec = Spec;
+  template <int In, class B>
+  using bind = NamedLayer<Name, typename Spec::template bind<In, B>>;
+};
+
+namespace detail {
+template <class L>
+concept HasMemberName = requires { L::member_name; };
+// The parameter prefix of child I: its member name where it has one, else its index (torch.nn.Sequential).
+template <class L>
+std::string child_prefix(const std::string& prefix, std::size_t index) {
+  if constexpr (HasMemberName<L>)
+    return prefix + L::member_name.str() + ".";
+  else
+    return prefix + std::to_string(index) + ".";
+}
+// Index of the child named Name among Ls (a compile error when none or several are).
+template <fixed_string Name, class... Ls>
+consteval std::size_t index_of_name() {
+  std::size_t found = sizeof...(Ls), count = 0, i = 0;
+  auto one = [&]<class L>() {
+    if constexpr (HasMemberName<L>) {
+      if (L::member_name == Name) found = i, ++count;
+    }
+    ++i;
+  };
+  (one.template operator()<Ls>(), ...);
+  if (count != 1) throw "hw1: no member (or more than one) of this name";  // not a constant expression: error
+  return found;
+}
+}  // namespace detail
+
+// Fields<Named<"conv1", Conv1x1<64, 64>>, ...>: a block's members when its forward is not a plain sequence (a
+// residual block). Each member is bound with its own channel counts (`dynamic` input), visited under its name in
+// the order listed, and reached with get<"conv1">(): the list is where a block's members and names are written once.
+template <class B, class... Specs>
+class Fields {
+  using Layers = std::tuple<typename Specs::template bind<dynamic, B>...>;
+
+ public:
+  using params = ParamSet<typename B::scalar>;
+  void visit(params& ps, const std::string& prefix) { visit_each(ps, prefix, std::index_sequence_for<Specs...>{}); }
+  template <fixed_string Name>
+  auto& get() {
+    return std::get<detail::index_of_name<Name, typename Specs::template bind<dynamic, B>...>()>(layers_);
+  }
+
+ private:
+  template <std::size_t... I>
+  void visit_each(params& ps, const std::string& prefix, std::index_sequence<I...>) {
+    (std::get<I>(layers_).visit(ps, detail::child_prefix<std::tuple_element_t<I, Layers>>(prefix, I)), ...);
+  }
+  Layers layers_;
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -183,31 +268,61 @@ class SeqLayer<In, B, std::tuple<Ls...>>
     visit_each(ps, prefix, std::index_sequence_for<Ls...>{});
   }
   tensor forward(context& c, tensor x) {
-    forward_from<0>(c, x, fusable<B>(c));
+    forward_from<0, size, size>(c, x, fusable<B>(c), nullptr);
+    return x;
+  }
+  // forward(), keeping a copy of the output of the member named Tap in *tap (DeepLabv3's auxiliary head reads
+  // layer3); a null tap keeps nothing.
+  template <fixed_string Tap>
+  tensor forward(context& c, tensor x, tensor* tap) {
+    forward_from<0, size, index_of<Tap>()>(c, x, fusable<B>(c), tap);
+    return x;
+  }
+  // The members up to and including the one named Last (ResNet's features: up to the average pool).
+  template <fixed_string Last>
+  tensor forward_until(context& c, tensor x) {
+    forward_from<0, index_of<Last>() + 1, size>(c, x, fusable<B>(c), nullptr);
     return x;
   }
   // want_dx false: the first layer, where it can (a convolution), computes only its parameters' gradients and
   // the result is an empty tensor.
   tensor backward(context& c, tensor dy, bool want_dx = true) {
-    backward_each(c, dy, want_dx, std::make_index_sequence<size>{});
+    backward_each<size>(c, dy, want_dx, nullptr, std::make_index_sequence<size>{});
+    return dy;
+  }
+  // backward(), with *dtap (when not null) added to the gradient that flows into the output of the member Tap.
+  template <fixed_string Tap>
+  tensor backward(context& c, tensor dy, const tensor* dtap, bool want_dx = true) {
+    backward_each<index_of<Tap>()>(c, dy, want_dx, dtap, std::make_index_sequence<size>{});
     return dy;
   }
   template <std::size_t I>
   auto& get() { return std::get<I>(layers_); }
+  template <fixed_string Name>
+  auto& get() { return std::get<index_of<Name>()>(layers_); }
+  template <fixed_string Name>
+  static consteval std::size_t index_of() {
+    return detail::index_of_name<Name, Ls...>();
+  }
 
  private:
   template <std::size_t I>
   using at = std::tuple_element_t<I, std::tuple<Ls...>>;
   // Layers I, I + 1, ... in order; with fuse, a Conv2d followed by BatchNorm2d and/or ReLU as one step, and in
   // any mode a BatchNorm2d followed by ReLU as one (BatchNorm2dLayer::forward_then).
-  template <std::size_t I>
-  void forward_from(context& c, tensor& x, bool fuse) {
-    if constexpr (I < size) {
-      if constexpr (detail::FusingBackend<B> && detail::FusableConv<at<I>> && I + 1 < size) {
+  // End: the first member not run; Tap: the member whose output goes to *tap (size: none). A tapped member must end
+  // any fused group it could be part of, which a convolution or batch norm need not.
+  template <std::size_t I, std::size_t End, std::size_t Tap>
+  void forward_from(context& c, tensor& x, bool fuse, tensor* tap) {
+    if constexpr (Tap < size)
+      static_assert(!detail::FusableConv<at<Tap>> && !detail::FusableBn<at<Tap>>,
+                    "hw1::Seq: tap a block or an activation, not a convolution or batch norm");
+    if constexpr (I < End) {
+      if constexpr (detail::FusingBackend<B> && detail::FusableConv<at<I>> && I + 1 < End) {
         constexpr bool bn = detail::FusableBn<at<I + 1>>;
         constexpr std::size_t after = I + 1 + bn;  // the layer after the conv and its batch norm
         constexpr bool relu = [] {
-          if constexpr (after < size)
+          if constexpr (after < End)
             return detail::FusableRelu<at<after>>;
           else
             return false;
@@ -221,30 +336,47 @@ class SeqLayer<In, B, std::tuple<Ls...>>
                 return nullptr;
             }();
             x = std::get<I>(layers_).forward_fused(c, std::move(x), norm, relu);
-            return forward_from<after + relu>(c, x, fuse);
+            if constexpr (relu && after == Tap) {
+              if (tap) *tap = x;
+            }
+            return forward_from<after + relu, End, Tap>(c, x, fuse, tap);
           }
         }
       }
-      if constexpr (detail::FusableBn<at<I>> && I + 1 < size) {
+      if constexpr (detail::FusableBn<at<I>> && I + 1 < End) {
         if constexpr (detail::FusableRelu<at<I + 1>>) {  // BatchNorm2d -> ReLU: one output pass where it can
           x = std::get<I>(layers_).forward_then(c, std::move(x), &std::get<I + 1>(layers_));
-          return forward_from<I + 2>(c, x, fuse);
+          if constexpr (I + 1 == Tap) {
+            if (tap) *tap = x;
+          }
+          return forward_from<I + 2, End, Tap>(c, x, fuse, tap);
         }
       }
       x = std::get<I>(layers_).forward(c, std::move(x));
-      forward_from<I + 1>(c, x, fuse);
+      if constexpr (I == Tap) {
+        if (tap) *tap = x;
+      }
+      forward_from<I + 1, End, Tap>(c, x, fuse, tap);
     }
   }
   template <std::size_t... I>
   void visit_each(params& ps, const std::string& prefix, std::index_sequence<I...>) {
-    (std::get<I>(layers_).visit(ps, prefix + std::to_string(I) + "."), ...);
+    (std::get<I>(layers_).visit(ps, detail::child_prefix<at<I>>(prefix, I)), ...);
   }
-  template <std::size_t... I>
-  void backward_each(context& c, tensor& dy, bool want_dx, std::index_sequence<I...>) {
-    ((dy = backward_of<size - 1 - I>(c, std::move(dy), want_dx)), ...);
+  template <std::size_t Tap, std::size_t... I>
+  void backward_each(context& c, tensor& dy, bool want_dx, const tensor* dtap, std::index_sequence<I...>) {
+    ((dy = backward_of<size - 1 - I, Tap>(c, std::move(dy), want_dx, dtap)), ...);
   }
-  template <std::size_t I>
-  tensor backward_of(context& c, tensor dy, bool want_dx) {
+  template <std::size_t I, std::size_t Tap>
+  tensor backward_of(context& c, tensor dy, bool want_dx, const tensor* dtap) {
+    if constexpr (I == Tap) {
+      if (dtap) {
+        if (dtap->shape() != dy.shape())
+          throw Error("Seq: the gradient added at a tapped member has shape " + shape_str(dtap->shape()) +
+                      ", the member's output " + shape_str(dy.shape()));
+        B::add_forward(dy.size(), dy.data(), dtap->data(), dy.data());
+      }
+    }
     auto& l = std::get<I>(layers_);
     if constexpr (I == 0 && requires { l.backward(c, std::move(dy), want_dx); })
       return l.backward(c, std::move(dy), want_dx);
@@ -260,6 +392,17 @@ struct Seq {
   template <int In, class B>
   using bind = SeqLayer<In, B, typename detail::chain<In, B, Specs...>::type>;
 };
+
+// seq_append_t<Seq<A, B>, C, D> is Seq<A, B, C, D>: a network that extends another's member list (ResNet's
+// classifier is its trunk, then avgpool and fc).
+template <class S, class... More>
+struct seq_append;
+template <class... A, class... More>
+struct seq_append<Seq<A...>, More...> {
+  using type = Seq<A..., More...>;
+};
+template <class S, class... More>
+using seq_append_t = typename seq_append<S, More...>::type;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Repeat<N, Block, FirstIndex>: N copies of one block type (one instantiation, whatever N), named

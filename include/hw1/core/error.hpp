@@ -11,6 +11,10 @@ namespace hw1 {
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// A wrong command line (the programs exit with status 2 and print their usage).
+struct UsageError : Error {
+  using Error::Error;
+};
 
 // "[2,3,67,45]"
 template <class Shape>

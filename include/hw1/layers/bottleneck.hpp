@@ -14,35 +14,46 @@
 
 namespace hw1 {
 
+// The members, under torchvision's names, in visit order (ReLUs hold no parameters; torchvision shares one).
+template <int In, int Mid, int Out, int Stride, int Dilation, bool Downsample>
+struct BottleneckMembers {
+  template <class B, class... Shortcut>
+  using fields = Fields<B, Named<"conv1", Conv1x1<In, Mid>>, Named<"bn1", BatchNorm2d<Mid>>, Named<"relu1", ReLU>,
+                        Named<"conv2", Conv3x3<Mid, Mid, Stride, Dilation>>, Named<"bn2", BatchNorm2d<Mid>>,
+                        Named<"relu2", ReLU>, Named<"conv3", Conv1x1<Mid, Out>>, Named<"bn3", BatchNorm2d<Out>>,
+                        Named<"relu3", ReLU>, Shortcut...>;
+  template <class B>
+  using type = std::conditional_t<Downsample,
+                                  fields<B, Named<"downsample", Seq<Conv1x1<In, Out, Stride>, BatchNorm2d<Out>>>>,
+                                  fields<B>>;
+};
+
 template <int In, int Mid, int Out, int Stride, int Dilation, class B>
 class BottleneckLayer : public LayerBase<In, Out, B> {
   using Base = LayerBase<In, Out, B>;
-  struct Empty {};
-  template <class S>
-  using L = typename S::template bind<dynamic, B>;  // children: channels fixed by their own template arguments
 
  public:
   using typename Base::context;
   using typename Base::params;
   using typename Base::tensor;
   static constexpr bool has_downsample = Stride != 1 || In != Out;
+  using members_type = typename BottleneckMembers<In, Mid, Out, Stride, Dilation, has_downsample>::template type<B>;
 
-  void visit(params& ps, const std::string& p) {
-    conv1.visit(ps, p + "conv1."), bn1.visit(ps, p + "bn1.");
-    conv2.visit(ps, p + "conv2."), bn2.visit(ps, p + "bn2.");
-    conv3.visit(ps, p + "conv3."), bn3.visit(ps, p + "bn3.");
-    if constexpr (has_downsample) down_conv.visit(ps, p + "downsample.0."), down_bn.visit(ps, p + "downsample.1.");
-  }
+  void visit(params& ps, const std::string& p) { m.visit(ps, p); }
 
   // x is copied only for the downsample conv, which records its own copy for backward in training; conv1 keeps
   // x itself, and without a downsample the shortcut then reads conv1's recorded input. In fused inference x is
   // only read, also as the shortcut.
   tensor forward(context& c, tensor x) {
-    using NoRelu = decltype(relu1)*;
+    auto& conv1 = m.template get<"conv1">();
+    auto& bn1 = m.template get<"bn1">();
+    auto& relu1 = m.template get<"relu1">();
+    using NoRelu = decltype(&relu1);
     tensor identity, y;
     const tensor* shortcut = &x;
     if constexpr (has_downsample) {
-      identity = conv_bn_relu(c, down_conv, &down_bn, NoRelu(nullptr), std::as_const(x));
+      auto& down = m.template get<"downsample">();
+      identity = conv_bn_relu(c, down.template get<0>(), &down.template get<1>(), NoRelu(nullptr), std::as_const(x));
       y = conv_bn_relu(c, conv1, &bn1, &relu1, std::move(x));
       shortcut = &identity;
     } else if (c.record && !fusable<B>(c)) {
@@ -51,37 +62,30 @@ class BottleneckLayer : public LayerBase<In, Out, B> {
     } else {
       y = conv_bn_relu(c, conv1, &bn1, &relu1, std::as_const(x));
     }
-    y = conv_bn_relu(c, conv2, &bn2, &relu2, std::move(y));
-    return conv_bn_add_relu(c, conv3, &bn3, &relu3, std::move(y), *shortcut, "Bottleneck");
+    y = conv_bn_relu(c, m.template get<"conv2">(), &m.template get<"bn2">(), &m.template get<"relu2">(), std::move(y));
+    return conv_bn_add_relu(c, m.template get<"conv3">(), &m.template get<"bn3">(), &m.template get<"relu3">(),
+                            std::move(y), *shortcut, "Bottleneck");
   }
 
   // dy after the ReLU is read by both paths (batch norm's backward leaves it as it is), and without a downsample
   // it becomes dx itself, the main path's gradient added to it.
   tensor backward(context& c, tensor dy) {
-    dy = relu3.backward(c, std::move(dy));
-    tensor dm = conv3.backward(c, bn3.backward(c, dy));
-    dm = conv2.backward(c, bn2.backward(c, relu2.backward(c, std::move(dm))));
-    dm = conv1.backward(c, bn1.backward(c, relu1.backward(c, std::move(dm))));
+    dy = m.template get<"relu3">().backward(c, std::move(dy));
+    tensor dm = m.template get<"conv3">().backward(c, m.template get<"bn3">().backward(c, dy));
+    dm = m.template get<"relu2">().backward(c, std::move(dm));
+    dm = m.template get<"conv2">().backward(c, m.template get<"bn2">().backward(c, std::move(dm)));
+    dm = m.template get<"relu1">().backward(c, std::move(dm));
+    dm = m.template get<"conv1">().backward(c, m.template get<"bn1">().backward(c, std::move(dm)));
     tensor dx;
     if constexpr (has_downsample)
-      dx = down_conv.backward(c, down_bn.backward(c, dy));
+      dx = m.template get<"downsample">().backward(c, dy);
     else
       dx = std::move(dy);
     B::add_forward(dx.size(), dx.data(), dm.data(), dx.data());
     return dx;
   }
 
-  L<Conv1x1<In, Mid>> conv1;
-  L<BatchNorm2d<Mid>> bn1;
-  L<ReLU> relu1;
-  L<Conv3x3<Mid, Mid, Stride, Dilation>> conv2;
-  L<BatchNorm2d<Mid>> bn2;
-  L<ReLU> relu2;
-  L<Conv1x1<Mid, Out>> conv3;
-  L<BatchNorm2d<Out>> bn3;
-  L<ReLU> relu3;
-  [[no_unique_address]] std::conditional_t<has_downsample, L<Conv1x1<In, Out, Stride>>, Empty> down_conv;
-  [[no_unique_address]] std::conditional_t<has_downsample, L<BatchNorm2d<Out>>, Empty> down_bn;
+  members_type m;
 };
 
 template <int Mid, int Out, int Stride = 1, int Dilation = 1>

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "hw1/backend/cpu/conv2d_shape.hpp"
 #include "hw1/core/compose.hpp"
 
 namespace hw1 {
@@ -103,6 +104,15 @@ struct Conv2d {
   using bind = std::conditional_t<channels_match<InBound, In>::value,
                                   Conv2dLayer<In, Out, Kernel, Stride, Padding, Dilation, Bias, B>, void>;
 };
+
+// The named form: Conv<3, 64, ConvOpts{.kernel = 7, .stride = 2, .padding = 3, .bias = false}> is
+// Conv2d<3, 64, 7, 2, 3, 1, false>, with every argument that differs from torch.nn.Conv2d's default named.
+struct ConvOpts {
+  int kernel = 3, stride = 1, padding = 0, dilation = 1;
+  bool bias = true;
+};
+template <int In, int Out, ConvOpts O>
+using Conv = Conv2d<In, Out, O.kernel, O.stride, O.padding, O.dilation, O.bias>;
 
 // The convolutions ResNet and DeepLab are made of: no bias (batch norm follows), "same" padding for 3x3.
 template <int In, int Out, int Stride = 1>

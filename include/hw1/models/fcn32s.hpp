@@ -28,31 +28,39 @@ using VGG16Features = Seq<VggConv<3, 64>, ReLU, VggConv<64, 64>, ReLU, VggPool, 
                           VggConv<256, 512>, ReLU, VggConv<512, 512>, ReLU, VggConv<512, 512>, ReLU, VggPool,  // 17-23
                           VggConv<512, 512>, ReLU, VggConv<512, 512>, ReLU, VggConv<512, 512>, ReLU, VggPool>; // 24-30
 
+// Everything up to the crop, as one member list bound to a 3-channel input.
+template <int NumClasses>
+using FCN32sNetwork = Seq<Named<"features", VGG16Features>,
+                          Named<"fc6", Conv2d<512, 4096, 1>>, Named<"relu6", ReLU>, Named<"drop6", Dropout2d<0.5f>>,
+                          Named<"fc7", Conv2d<4096, 4096, 1>>, Named<"relu7", ReLU>, Named<"drop7", Dropout2d<0.5f>>,
+                          Named<"score_fr", Conv2d<4096, NumClasses, 1>>,
+                          Named<"upscore", ConvTranspose2d<NumClasses, NumClasses, 64, 32, 0, 0, false>>>;
+
 template <int NumClasses = 7, class B = backend::cpu>
 class FCN32s : public Model<FCN32s<NumClasses, B>, B> {
  public:
   using tensor = typename B::tensor;
   using scalar = typename B::scalar;
+  using network_type = typename FCN32sNetwork<NumClasses>::template bind<3, B>;
   static constexpr const char* model_name = "fcn32s";
+  static constexpr const char* description = "VGG16-FCN32s (the HW1 report's)";
+  static constexpr Task task = Task::segmentation;
+  static constexpr const char* head_weight = "score_fr.weight";
+  static constexpr bool has_aux_head = false;
 
   explicit FCN32s(int num_classes = NumClasses, std::uint64_t seed = 0)
       : num_classes_(check_num_classes(NumClasses, num_classes, model_name)) {
     if constexpr (NumClasses == dynamic) {
-      score_fr.set_out_channels(num_classes_);
-      upscore.set_in_channels(num_classes_);
-      upscore.set_out_channels(num_classes_);
+      net.template get<"score_fr">().set_out_channels(num_classes_);
+      net.template get<"upscore">().set_in_channels(num_classes_);
+      net.template get<"upscore">().set_out_channels(num_classes_);
     }
     this->finalize(seed);
   }
+  explicit FCN32s(const ModelOptions& o) : FCN32s(o.num_classes, o.seed) {}
   int num_classes() const { return num_classes_; }
 
-  void visit(ParamSet<scalar>& ps, const std::string& p) {
-    features.visit(ps, p + "features.");
-    fc6.visit(ps, p + "fc6.");
-    fc7.visit(ps, p + "fc7.");
-    score_fr.visit(ps, p + "score_fr.");
-    upscore.visit(ps, p + "upscore.");
-  }
+  void visit(ParamSet<scalar>& ps, const std::string& p) { net.visit(ps, p); }
 
   // VGG's features keep torchvision's VGG init; the FCN layers get PyTorch's default (a kaiming fan-out init of
   // score_fr, whose fan-out is only K, would start training with logits in the hundreds).
@@ -68,9 +76,7 @@ class FCN32s : public Model<FCN32s<NumClasses, B>, B> {
                   shape_str(x.shape()));
     h_ = x.shape()[2];
     w_ = x.shape()[3];
-    x = drop6.forward(c, relu6.forward(c, fc6.forward(c, features.forward(c, std::move(x)))));
-    x = drop7.forward(c, relu7.forward(c, fc7.forward(c, std::move(x))));
-    tensor up = upscore.forward(c, score_fr.forward(c, std::move(x)));
+    tensor up = net.forward(c, std::move(x));
     up_shape_ = shape_of(up);
     oy_ = std::min<std::size_t>(16, up_shape_[2] - h_);
     ox_ = std::min<std::size_t>(16, up_shape_[3] - w_);
@@ -84,21 +90,10 @@ class FCN32s : public Model<FCN32s<NumClasses, B>, B> {
     tensor dup = B::empty(up_shape_);
     B::crop2d_backward(int(up_shape_[0] * up_shape_[1]), int(up_shape_[2]), int(up_shape_[3]), int(oy_), int(ox_),
                        int(h_), int(w_), dy.data(), dup.data());
-    tensor d = score_fr.backward(c, upscore.backward(c, std::move(dup)));
-    d = fc7.backward(c, relu7.backward(c, drop7.backward(c, std::move(d))));
-    d = fc6.backward(c, relu6.backward(c, drop6.backward(c, std::move(d))));
-    return features.backward(c, std::move(d), c.input_grad);
+    return net.backward(c, std::move(dup), c.input_grad);
   }
 
-  typename VGG16Features::template bind<3, B> features;
-  typename Conv2d<512, 4096, 1>::template bind<512, B> fc6;
-  typename ReLU::template bind<4096, B> relu6;
-  typename Dropout2d<0.5f>::template bind<4096, B> drop6;
-  typename Conv2d<4096, 4096, 1>::template bind<4096, B> fc7;
-  typename ReLU::template bind<4096, B> relu7;
-  typename Dropout2d<0.5f>::template bind<4096, B> drop7;
-  typename Conv2d<4096, NumClasses, 1>::template bind<4096, B> score_fr;
-  typename ConvTranspose2d<NumClasses, NumClasses, 64, 32, 0, 0, false>::template bind<NumClasses, B> upscore;
+  network_type net;
 
  private:
   int num_classes_;

@@ -10,12 +10,24 @@
 #include <string>
 #include <vector>
 
+#include "hw1/backend/backend.hpp"
 #include "hw1/core/compose.hpp"
 #include "hw1/core/params.hpp"
 #include "hw1/core/pth.hpp"
 #include "hw1/core/safetensors.hpp"
 
 namespace hw1 {
+
+// What a network's output is: [N, K] class logits, or [N, K, H, W] per-pixel logits at the input's size.
+enum class Task { classification, segmentation };
+
+// What every preset's constructor takes (the registry builds networks from it): the class count (the template's,
+// or any positive count for `dynamic`), DeepLabv3's auxiliary head (ignored by the others), the init seed.
+struct ModelOptions {
+  int num_classes = 0;
+  bool aux_loss = false;
+  std::uint64_t seed = 0;
+};
 
 struct LoadOptions {
   bool strict = true;  // false: skip missing tensors and tensors whose shape differs (fine-tuning a new head)
@@ -26,6 +38,8 @@ struct LoadReport {
 
 template <class Derived, class B>
 class Model {
+  static_assert(Backend<B>, "hw1::Model: B does not meet the backend contract (hw1/backend/backend.hpp)");
+
  public:
   using backend_type = B;
   using scalar = typename B::scalar;

@@ -17,10 +17,6 @@
 
 namespace hw1 {
 
-struct UsageError : Error {
-  using Error::Error;
-};
-
 // The ranges the programs share. kNoBound: a real range without that end. Image sides: the networks take any
 // size from 32 up (ResNet101 ends in an adaptive pool, FCN32s crops its upsampled map back to the input,
 // DeepLabv3 upsamples to it; 32 = five stride-2 steps down to a 1x1 map), so no multiple is needed; 8192 is far

@@ -15,3 +15,7 @@ struct Conv2dShape {  // PyTorch Conv2d semantics, groups = 1, NCHW, row-major
 };
 
 }  // namespace hw1::cpu
+
+namespace hw1 {
+using Conv2dShape = cpu::Conv2dShape;
+}  // namespace hw1
