@@ -56,13 +56,6 @@ const std::string kUsage = std::string(
     "  ImageNet's mean/std (classifier inputs resized to --input-size S, default 224). --pth-key KEY picks the\n"
     "  state_dict under KEY of a .pth checkpoint dict (default: the only one there).\n";
 
-// The registry's names of one task ("this program needs ..." errors).
-std::vector<std::string> names_of(hw1::Task task) {
-  std::vector<std::string> v;
-  for (const auto& m : hw1::models)
-    if (m.task == task) v.emplace_back(m.name);
-  return v;
-}
 bool is_classifier(const std::string& model) {
   const hw1::ModelInfo* m = hw1::find_model(model);
   return m && m->task == hw1::Task::classification;
@@ -114,9 +107,9 @@ Member load_member(const std::string& path, bool segmentation, bool cuda, const 
   const hw1::CheckpointInfo info = checkpoint_info(path, file, bare);
   const std::string says = file.metadata.count("format") ? "its metadata says num_classes " : "--num-classes is ";
   if (segmentation)
-    info.expect_model(names_of(hw1::Task::segmentation), path + " (--masks)");
+    info.expect_model(hw1::model_names_of(hw1::Task::segmentation), path + " (--masks)");
   else
-    info.expect_model(names_of(hw1::Task::classification), path + " (--csv)");
+    info.expect_model(hw1::model_names_of(hw1::Task::classification), path + " (--csv)");
   const hw1::ModelInfo& model = *hw1::find_model(info.model);
   if (info.num_classes < 1) throw hw1::Error(path + ": checkpoint metadata says num_classes " + std::to_string(info.num_classes));
   // The metadata's class count must be the one the weights were trained with: the last layer's output rows

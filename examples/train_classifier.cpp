@@ -17,9 +17,7 @@ int run(int argc, char** argv) {
   const hw1::Cli& cli = ra.cli;
 
   const hw1::DeviceOption dev = hw1::parse_device_option(cli);
-  std::vector<std::string> classifiers;
-  for (const auto& m : hw1::models)
-    if (m.task == hw1::Task::classification) classifiers.emplace_back(m.name);
+  const std::vector<std::string> classifiers = hw1::model_names_of(hw1::Task::classification);
   const std::string model = cli.choice("--model", "resnet101", classifiers);
   if (dev.cuda) {
 #ifdef HW1_WITH_CUDA

@@ -18,9 +18,7 @@ int run(int argc, char** argv) {
                                               {"--epochs", "--workers", "--device", "--precision", "--keep-epochs"});
   const hw1::Cli& cli = ra.cli;
   const hw1::DeviceOption dev = hw1::parse_device_option(cli);
-  std::vector<std::string> segmenters;
-  for (const auto& m : hw1::models)
-    if (m.task == hw1::Task::segmentation) segmenters.emplace_back(m.name);
+  const std::vector<std::string> segmenters = hw1::model_names_of(hw1::Task::segmentation);
   const std::string model = cli.choice("--model", "fcn32s", segmenters);
   const double aux = cli.real("--aux-loss", 0, 0);
   if (!hw1::find_model(model)->has_aux_head && aux > 0)

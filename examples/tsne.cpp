@@ -55,9 +55,7 @@ int run(int argc, char** argv) {
 
   const hw1::SafeTensors file = hw1::SafeTensors::read(ckpt);
   const hw1::CheckpointInfo info = hw1::CheckpointInfo::from(file);
-  std::vector<std::string> classifiers;
-  for (const auto& m : hw1::models)
-    if (m.task == hw1::Task::classification) classifiers.emplace_back(m.name);
+  const std::vector<std::string> classifiers = hw1::model_names_of(hw1::Task::classification);
   info.expect_model(classifiers, ckpt);
   auto files = hw1::list_classification_dir(dir, info.num_classes, true);
   if (cli.has("--limit")) {

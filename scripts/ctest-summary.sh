@@ -9,7 +9,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 ctest "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
-# Result lines: "12/61 Test #15: layers.test_pgemm_kernel.needs_avx512 ......***Skipped   0.00 sec".
+# Result lines: "12/61 Test #15: backend.cpu.test_pgemm.needs_avx512 ......***Skipped   0.00 sec".
 awk '
   match($0, /Test +#[0-9]+: [^ ]+ /) {
     name = substr($0, RSTART, RLENGTH); sub(/^Test +#[0-9]+: /, "", name); sub(/ $/, "", name)

@@ -1,6 +1,6 @@
 // The backend contract, as a concept: what a layer may assume of its backend B (backend::cpu_t<T>, hw1::cuda).
 // A backend is a tag type with static functions over raw pointers of its scalar type into its tensors' storage;
-// layers call B::op(...) and never look inside. HW1_BACKEND_OPS (backend/cpu.hpp) is the full op list each backend
+// layers call B::op(...) and never look inside. HW1_BACKEND_OPS (below) is the full op list each backend
 // forwards; this concept spells out the types and a representative call of each kind of op (shape-struct ops,
 // per-channel ops, element-wise ops, GEMM-shaped ops, resampling, concatenation, masks), so that a new backend is
 // checked by `static_assert(hw1::Backend<MyBackend>)` before any layer is instantiated with it.
@@ -10,8 +10,19 @@
 #include <cstdint>
 #include <vector>
 
-#include "hw1/backend/cpu/conv2d_shape.hpp"
+#include "hw1/backend/cpu/shapes.hpp"
 #include "hw1/core/tensor.hpp"
+
+// The ops every backend provides as static functions (the layers call B::op(...)); each backend expands this list
+// with its own forwarding macro, so the CPU and CUDA backends cannot drift apart.
+#define HW1_BACKEND_OPS(X) \
+  X(conv2d_forward) X(conv2d_backward) X(conv_transpose2d_forward) X(conv_transpose2d_backward) \
+  X(batchnorm_forward_train) X(batchnorm_backward_train) X(batchnorm_forward_eval) X(batchnorm_backward_eval) \
+  X(maxpool2d_forward) X(maxpool2d_backward) X(global_avgpool_forward) X(global_avgpool_backward) \
+  X(linear_forward) X(linear_backward) X(bilinear_resize_forward) X(bilinear_resize_backward) \
+  X(softmax_cross_entropy) X(relu_forward) X(relu_backward) X(add_forward) X(concat_channels_forward) \
+  X(concat_channels_backward) X(dropout_mask) X(dropout2d_mask) X(mul_forward) X(crop2d_forward) \
+  X(crop2d_backward)
 
 namespace hw1 {
 

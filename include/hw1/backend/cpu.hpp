@@ -19,17 +19,6 @@
 
 namespace hw1::backend {
 
-// The ops every backend provides as static functions (the layers call B::op(...)); each backend expands this list
-// with its own forwarding macro, so the CPU and CUDA backends cannot drift apart.
-#define HW1_BACKEND_OPS(X) \
-  X(conv2d_forward) X(conv2d_backward) X(conv_transpose2d_forward) X(conv_transpose2d_backward) \
-  X(batchnorm_forward_train) X(batchnorm_backward_train) X(batchnorm_forward_eval) X(batchnorm_backward_eval) \
-  X(maxpool2d_forward) X(maxpool2d_backward) X(global_avgpool_forward) X(global_avgpool_backward) \
-  X(linear_forward) X(linear_backward) X(bilinear_resize_forward) X(bilinear_resize_backward) \
-  X(softmax_cross_entropy) X(relu_forward) X(relu_backward) X(add_forward) X(concat_channels_forward) \
-  X(concat_channels_backward) X(dropout_mask) X(dropout2d_mask) X(mul_forward) X(crop2d_forward) \
-  X(crop2d_backward)
-
 #define HW1_CPU_OP(name)                                        \
   template <class... A>                                         \
   static decltype(auto) name(A&&... a) {                        \
@@ -64,8 +53,3 @@ static_assert(Backend<cpu> && Backend<cpu_t<double>>, "the CPU backend must meet
 
 }  // namespace hw1::backend
 
-namespace hw1 {
-using Conv2dShape = cpu::Conv2dShape;
-using ConvTranspose2dShape = cpu::ConvTranspose2dShape;
-using Pool2dShape = cpu::Pool2dShape;
-}  // namespace hw1

@@ -14,7 +14,9 @@
 #include <map>
 #include <vector>
 
-#include "hw1/backend/cpu.hpp"  // shape structs and their validation, shared with the CPU backend
+#include "hw1/backend/backend.hpp"
+#include "hw1/backend/cpu/shapes.hpp"  // shape structs and their validation, shared with the CPU backend
+#include "hw1/core/tensor.hpp"
 #include "hw1/backend/cuda/kernels.cuh"
 #include "hw1/backend/cuda/runtime.hpp"
 

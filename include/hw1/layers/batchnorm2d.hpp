@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "hw1/backend/cpu/shapes.hpp"
 #include "hw1/core/compose.hpp"
 #include "hw1/layers/activation.hpp"
 

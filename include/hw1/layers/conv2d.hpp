@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "hw1/backend/cpu/conv2d_shape.hpp"
+#include "hw1/backend/cpu/shapes.hpp"
 #include "hw1/core/compose.hpp"
 
 namespace hw1 {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "hw1/backend/cpu/shapes.hpp"
 #include "hw1/core/compose.hpp"
 
 namespace hw1 {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "hw1/backend/cpu/shapes.hpp"
 #include "hw1/core/compose.hpp"
 
 namespace hw1 {

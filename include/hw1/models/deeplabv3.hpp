@@ -107,16 +107,10 @@ class DeepLab : public Model<DeepLab<Preset, NumClasses, B>, B> {
   tensor aux_out_;
 };
 
-struct DeepLabV3ResNet101Preset {
-  static constexpr const char* name = "deeplabv3";
-  static constexpr const char* description = "DeepLabv3-ResNet101 (torchvision deeplabv3_resnet101)";
-  using depth = ResNet101Depth;
-};
-struct DeepLabV3ResNet50Preset {
-  static constexpr const char* name = "deeplabv3_resnet50";
-  static constexpr const char* description = "DeepLabv3-ResNet50 (torchvision deeplabv3_resnet50)";
-  using depth = ResNet50Depth;
-};
+using DeepLabV3ResNet101Preset =
+    Preset<"deeplabv3", "DeepLabv3-ResNet101 (torchvision deeplabv3_resnet101)", ResNet101Depth>;
+using DeepLabV3ResNet50Preset =
+    Preset<"deeplabv3_resnet50", "DeepLabv3-ResNet50 (torchvision deeplabv3_resnet50)", ResNet50Depth>;
 
 // torchvision's deeplabv3_resnet101(num_classes=K, aux_loss=...) (named "deeplabv3" in hw1's programs and
 // checkpoints) and deeplabv3_resnet50.

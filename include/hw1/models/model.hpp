@@ -21,6 +21,15 @@ namespace hw1 {
 // What a network's output is: [N, K] class logits, or [N, K, H, W] per-pixel logits at the input's size.
 enum class Task { classification, segmentation };
 
+// A preset: the name the programs and checkpoints use, a one-line description, and the ResNet depth (a
+// ResNetDepth) it is built on; ResNet<Preset, ...> and DeepLab<Preset, ...> read these three.
+template <fixed_string Name, fixed_string Description, class Depth>
+struct Preset {
+  static constexpr const char* name = Name.chars;
+  static constexpr const char* description = Description.chars;
+  using depth = Depth;
+};
+
 // What every preset's constructor takes (the registry builds networks from it): the class count (the template's,
 // or any positive count for `dynamic`), DeepLabv3's auxiliary head (ignored by the others), the init seed.
 struct ModelOptions {

@@ -11,7 +11,9 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
+#include "hw1/backend/cpu.hpp"
 #include "hw1/core/error.hpp"
 #include "hw1/models/deeplabv3.hpp"
 #include "hw1/models/fcn32s.hpp"
@@ -61,6 +63,13 @@ inline std::string model_names(const char* sep = "|", const Task* only = nullptr
   return s;
 }
 inline std::string model_names(Task only, const char* sep = "|") { return model_names(sep, &only); }
+// The names of one task's networks, in registry order (a --model choice list, an expect_model check).
+inline std::vector<std::string> model_names_of(Task task) {
+  std::vector<std::string> v;
+  for (const auto& m : models)
+    if (m.task == task) v.emplace_back(m.name);
+  return v;
+}
 
 // Calls f(std::type_identity<Net>{}) for the network of that name on backend B and returns its result (R).
 // Unknown names, and names of networks f does not accept, are UsageErrors that list what f accepts.
@@ -69,32 +78,20 @@ template <class B, class R, class F>
 R with_model(std::string_view name, F&& f) {
   using list = model_list<B>;
   std::string accepted;
-  auto each = [&]<std::size_t... I>(std::index_sequence<I...>) -> const ModelInfo* {
-    const ModelInfo* hit = nullptr;
-    auto one = [&]<class M>(std::type_identity<M>, const ModelInfo& info) {
-      if constexpr (std::is_invocable_v<F&, std::type_identity<M>>)
-        accepted += (accepted.empty() ? "" : ", ") + std::string(info.name);
-      if (info.name == name) hit = &info;
+  const ModelInfo* hit = nullptr;
+  std::optional<R> result;
+  // One pass over the rows: the accepted names for the error, and f called on the row named `name`.
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    auto one = [&]<class M>(std::type_identity<M> t, const ModelInfo& info) {
+      constexpr bool takes = std::is_invocable_v<F&, std::type_identity<M>>;
+      if constexpr (takes) accepted += (accepted.empty() ? "" : ", ") + std::string(info.name);
+      if (info.name != name) return;
+      hit = &info;
+      if constexpr (takes) result.emplace(f(t));
     };
     (one(std::type_identity<std::tuple_element_t<I, list>>{}, models[I]), ...);
-    return hit;
-  };
-  const ModelInfo* hit = each(std::make_index_sequence<std::tuple_size_v<list>>{});
-  if (hit) {
-    std::optional<R> result;
-    auto call = [&]<std::size_t... I>(std::index_sequence<I...>) {
-      auto one = [&]<class M>(std::type_identity<M> t, std::size_t i) {
-        if constexpr (std::is_invocable_v<F&, std::type_identity<M>>) {
-          if (&models[i] == hit) {
-            result.emplace(f(t));
-          }
-        }
-      };
-      (one(std::type_identity<std::tuple_element_t<I, list>>{}, I), ...);
-    };
-    call(std::make_index_sequence<std::tuple_size_v<list>>{});
-    if (result) return std::move(*result);
-  }
+  }(std::make_index_sequence<std::tuple_size_v<list>>{});
+  if (result) return std::move(*result);
   throw UsageError((hit ? "--model " + std::string(name) + " is not one this program takes"
                         : "unknown model '" + std::string(name) + "'") +
                    " (it takes: " + accepted + ")");

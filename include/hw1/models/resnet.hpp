@@ -94,16 +94,8 @@ class ResNet : public Model<ResNet<Preset, NumClasses, B>, B> {
   int num_classes_;
 };
 
-struct ResNet50Preset {
-  static constexpr const char* name = "resnet50";
-  static constexpr const char* description = "ResNet50 (torchvision resnet50)";
-  using depth = ResNet50Depth;
-};
-struct ResNet101Preset {
-  static constexpr const char* name = "resnet101";
-  static constexpr const char* description = "ResNet101 (torchvision resnet101)";
-  using depth = ResNet101Depth;
-};
+using ResNet50Preset = Preset<"resnet50", "ResNet50 (torchvision resnet50)", ResNet50Depth>;
+using ResNet101Preset = Preset<"resnet101", "ResNet101 (torchvision resnet101)", ResNet101Depth>;
 
 // torchvision's resnet101(num_classes=K) and resnet50(num_classes=K).
 template <int NumClasses = 1000, class B = backend::cpu>

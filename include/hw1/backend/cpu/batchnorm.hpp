@@ -18,6 +18,7 @@
 #endif
 
 #include "hw1/backend/cpu/elementwise.hpp"
+#include "hw1/backend/cpu/shapes.hpp"
 #include "hw1/core/error.hpp"
 
 namespace hw1::cpu {
@@ -213,14 +214,6 @@ void bn_eval_dx_run(std::ptrdiff_t len, const T* dy, const std::uint8_t* __restr
 }
 }  // namespace detail
 
-// What a training batch norm's output pass applies after normalising: y = bn(x) + residual (when not null), then
-// ReLU when relu; mask (when not null) receives 1 where the ReLU's output is positive, else 0 (its backward).
-template <class T>
-struct BnAfter {
-  const T* residual = nullptr;
-  bool relu = false;
-  std::uint8_t* mask = nullptr;
-};
 
 namespace detail {
 // One stretch of bn_output, its pointers declared unaliased: the mask's bytes could otherwise alias everything,

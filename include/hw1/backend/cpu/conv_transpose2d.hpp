@@ -8,16 +8,10 @@
 #include <vector>
 
 #include "hw1/backend/cpu/conv2d.hpp"
+#include "hw1/backend/cpu/shapes.hpp"
 
 namespace hw1::cpu {
 
-struct ConvTranspose2dShape {  // PyTorch ConvTranspose2d semantics, groups = 1
-  int n, cin, h, w;            // input
-  int cout, kh, kw;
-  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, out_pad_h = 0, out_pad_w = 0, dil_h = 1, dil_w = 1;
-  int out_h() const { return (h - 1) * stride_h - 2 * pad_h + dil_h * (kh - 1) + out_pad_h + 1; }
-  int out_w() const { return (w - 1) * stride_w - 2 * pad_w + dil_w * (kw - 1) + out_pad_w + 1; }
-};
 
 namespace detail {
 
@@ -27,19 +21,6 @@ inline ColGeom geom(const ConvTranspose2dShape& s) {
           s.h, s.w};
 }
 
-inline void check(const ConvTranspose2dShape& s) {
-  const bool ok = s.kh > 0 && s.kw > 0 && s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0 &&
-                  s.dil_h > 0 && s.dil_w > 0 && s.out_pad_h >= 0 && s.out_pad_w >= 0;
-  const std::string geometry = "kernel " + pair_str(s.kh, s.kw) + ", stride " + pair_str(s.stride_h, s.stride_w) +
-                               ", padding " + pair_str(s.pad_h, s.pad_w) + ", output padding " +
-                               pair_str(s.out_pad_h, s.out_pad_w) + ", dilation " + pair_str(s.dil_h, s.dil_w);
-  check_conv("conv_transpose2d", geometry, ok, s.n, s.cin, s.h, s.w, s.cout, ok ? s.out_h() : 1,
-             ok ? s.out_w() : 1);
-  // PyTorch's rule: beyond it, output rows would exist that no input position reaches.
-  if ((s.out_pad_h >= s.stride_h && s.out_pad_h >= s.dil_h) || (s.out_pad_w >= s.stride_w && s.out_pad_w >= s.dil_w))
-    throw Error("conv_transpose2d: " + geometry +
-                " is invalid: output padding must be smaller than either the stride or the dilation.");
-}
 
 }  // namespace detail
 
@@ -66,7 +47,7 @@ void conv_transpose2d_forward(const ConvTranspose2dShape& s, const T* x, const T
         gemm(mat(yc + p0, nc, m, P), Wr.transpose(), X, false);
         continue;
       }
-      T* col = scratch<T, 0>(std::size_t(nr * m));
+      T* col = scratch<T, Slot::col>(std::size_t(nr * m));
       gemm(mat(col, nr, m), Wr.transpose(), X, false);
       detail::col2im(g, static_cast<const T*>(col), p0, p0 + m, c0, c1, y + n * ys);
     }
@@ -99,7 +80,7 @@ void conv_transpose2d_backward(const ConvTranspose2dShape& s, const T* x, const 
       use(mat(dyn + p0, s.cout, m, P));
       return;
     }
-    T* col = scratch<T, 0>(std::size_t(K * m));
+    T* col = scratch<T, Slot::col>(std::size_t(K * m));
     detail::im2col(g, dyn, p0, p0 + m, 0, K, col);
     use(mat(static_cast<const T*>(col), K, m));
   });

@@ -5,18 +5,10 @@
 #include <cstddef>
 #include <string>
 
+#include "hw1/backend/cpu/shapes.hpp"
 #include "hw1/core/error.hpp"
 
 namespace hw1::cpu {
-
-namespace detail {
-inline void check_crop(int h, int w, int oy, int ox, int out_h, int out_w) {
-  if (oy < 0 || ox < 0 || out_h < 0 || out_w < 0 || oy + out_h > h || ox + out_w > w)
-    throw Error("crop: window " + std::to_string(out_h) + "x" + std::to_string(out_w) + " at (" +
-                std::to_string(oy) + "," + std::to_string(ox) + ") does not fit in a " + std::to_string(h) + "x" +
-                std::to_string(w) + " plane");
-}
-}  // namespace detail
 
 // x: planes of [h, w]; y: planes of [out_h, out_w].
 template <class T>

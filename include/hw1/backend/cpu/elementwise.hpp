@@ -16,6 +16,7 @@
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xoperation.hpp>
 
+#include "hw1/backend/cpu/shapes.hpp"
 #include "hw1/core/error.hpp"
 
 namespace hw1::cpu {
@@ -49,11 +50,6 @@ inline std::uint64_t mix64(std::uint64_t seed, std::uint64_t i) {
 // Uniform in [0, 1) from the top 53 bits.
 inline double uniform01(std::uint64_t seed, std::uint64_t i) { return double(mix64(seed, i) >> 11) * 0x1.0p-53; }
 
-template <class T>
-void check_dropout_p(T p) {
-  if (!(p >= T(0) && p < T(1)))
-    throw Error("dropout: probability " + std::to_string(double(p)) + " must be in [0, 1)");
-}
 }  // namespace detail
 
 template <class T>
@@ -137,19 +133,6 @@ void mul_forward(std::size_t count, const T* x, const T* m, T* y) {
   });
 }
 
-namespace detail {
-inline int check_concat(std::size_t parts, const std::vector<int>& channels) {
-  if (parts != channels.size())
-    throw Error("concat: " + std::to_string(parts) + " tensors but " + std::to_string(channels.size()) +
-                " channel counts; pass one channel count per tensor");
-  int total = 0;
-  for (int ch : channels) {
-    if (ch < 0) throw Error("concat: channel count " + std::to_string(ch) + " is negative");
-    total += ch;
-  }
-  return total;
-}
-}  // namespace detail
 
 // parts[i] is [n, channels[i], hw]; y is [n, sum channels, hw].
 template <class T>

@@ -224,11 +224,37 @@ inline int team_size() {
 #endif
 }
 
+// The scratch buffers of the CPU kernels: one per use, so that two buffers alive at the same time never share
+// one (each (element type, Slot) pair is its own per-thread buffer).
+enum class Slot : int {
+  col,              // a block of a column matrix (conv2d, conv_transpose2d)
+  group_out,        // a batched group's GEMM output, before it is copied into y (conv2d forward)
+  dw_partial,       // a thread's partial weight gradient (conv2d / conv_transpose2d backward)
+  group_dy,         // a batched group's dY side by side (conv2d backward, a thread's own groups)
+  group_table,      // a batched group's index table (conv/im2col.hpp)
+  shared_col,       // a group's column matrix that the whole team builds (conv2d forward)
+  shared_dy,        // a group's dY that the whole team gathers (conv2d backward)
+  panel_row,        // one column-matrix row before it is copied into B panels (conv/im2col.hpp)
+  pgemm_a_copy,     // pgemm's copy of an A block whose rows alias in cache (pgemm.hpp)
+  shifted_planes,   // a channel's planes of a group side by side (im2col_shifted, col2im_shifted)
+  dense_panels,     // conv3x3_dense_2x2's packed weights, or its weight gradient's packed dY (conv/dense2x2.hpp)
+  dense_products,   // its weight gradient's products before the fold into taps
+  winograd_u,       // Winograd's transformed weights (winograd.hpp, winograd4.hpp)
+  winograd_groups,  // Winograd's tile groups
+  winograd_v,       // Winograd's transformed input tiles
+  winograd_m,       // Winograd's products per point (forward), or the weight gradient's Q
+  winograd_s,       // Winograd's weight-gradient partial sums
+  trimmed_w,        // a kernel with its dead taps dropped (conv/trim.hpp)
+  trimmed_dw,       // its gradient
+  w_copy,           // W copied to rows that do not alias in cache (conv/gemm_forward.hpp)
+  w_transposed,     // W^T for the packed 1x1 input gradient (conv/packed1x1.hpp)
+};
+
 // A buffer of at least n elements owned by the calling thread and reused by later calls (no allocation in the
-// steady state). Buffers in use at the same time need different Slots. It starts on a 64-byte boundary (for
+// steady state). It starts on a 64-byte boundary (for
 // element sizes that divide 64): a vector store into it then fills whole cache lines instead of straddling two
 // (malloc gives large blocks 16-byte alignment only).
-template <class T, int Slot>
+template <class T, Slot S>
 T* scratch(std::size_t n) {
   thread_local std::vector<T> buf;
   if constexpr (64 % sizeof(T) == 0 && alignof(T) < 64) {

@@ -249,7 +249,7 @@ inline void gemm(Index M, Index N, Index K, const float* a, Index lda, bool a_tr
   // to rows kKC + 16 apart.
   constexpr Index kCopyLd = kKC + 16;
   const bool copy = !a_trans && lda % 512 == 0;
-  float* acopy = copy ? scratch<float, 7>(std::size_t(kMC * kCopyLd)) : nullptr;
+  float* acopy = copy ? scratch<float, Slot::pgemm_a_copy>(std::size_t(kMC * kCopyLd)) : nullptr;
   for (Index pc = 0; pc < K; pc += kKC) {
     const Index kc = std::min(kKC, K - pc);
     const bool add = accumulate || pc > 0;

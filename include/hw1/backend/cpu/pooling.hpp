@@ -14,40 +14,13 @@
 #include <immintrin.h>
 #endif
 
+#include "hw1/backend/cpu/shapes.hpp"
 #include "hw1/core/error.hpp"
 
 namespace hw1::cpu {
 
-struct Pool2dShape {
-  int n, c, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w;
-  bool ceil_mode = false;
-
-  // PyTorch's pooling_output_shape: with ceil_mode the last window must still start inside input + left pad.
-  static int out_size(int in, int k, int s, int p, bool ceil) {
-    const int num = in + 2 * p - k + (ceil ? s - 1 : 0);
-    int o = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;  // floor division, also for num < 0
-    if (ceil && (o - 1) * s >= in + p) --o;
-    return o;
-  }
-  int out_h() const { return out_size(h, kh, stride_h, pad_h, ceil_mode); }
-  int out_w() const { return out_size(w, kw, stride_w, pad_w, ceil_mode); }
-};
 
 namespace detail {
-inline void check_pool(const Pool2dShape& s) {
-  if (s.kh <= 0 || s.kw <= 0 || s.stride_h <= 0 || s.stride_w <= 0 || s.pad_h < 0 || s.pad_w < 0)
-    throw Error("max pool: kernel " + std::to_string(s.kh) + "x" + std::to_string(s.kw) + ", stride " +
-                std::to_string(s.stride_h) + "x" + std::to_string(s.stride_w) +
-                " must be positive and padding non-negative");
-  if (2 * s.pad_h > s.kh || 2 * s.pad_w > s.kw)
-    throw Error("max pool: padding " + std::to_string(s.pad_h) + "x" + std::to_string(s.pad_w) +
-                " must be at most half the kernel " + std::to_string(s.kh) + "x" + std::to_string(s.kw) +
-                " (as in PyTorch)");
-  if (s.out_h() <= 0 || s.out_w() <= 0)
-    throw Error("max pool: input " + std::to_string(s.h) + "x" + std::to_string(s.w) + " is too small for kernel " +
-                std::to_string(s.kh) + "x" + std::to_string(s.kw) + " with padding " + std::to_string(s.pad_h) +
-                "x" + std::to_string(s.pad_w));
-}
 
 // Max of a window with PyTorch's rules: padding counts as -inf, so only in-bounds cells compete; strict '>' keeps
 // the first maximum; NaN wins. With argmax: the flat index of the winner within the plane.

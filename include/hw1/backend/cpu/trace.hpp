@@ -35,11 +35,6 @@ inline std::array<std::atomic<long>, std::size_t(Algo::count_)>& algo_counts() {
   return c;
 }
 inline void count(Algo a) { algo_counts()[std::size_t(a)].fetch_add(1, std::memory_order_relaxed); }
-// A call counted as `from` was really `to` (conv2d_backward's 1x1 dX runs through the forward).
-inline void recount(Algo from, Algo to) {
-  algo_counts()[std::size_t(from)].fetch_sub(1, std::memory_order_relaxed);
-  count(to);
-}
 inline long algo_count(Algo a) { return algo_counts()[std::size_t(a)].load(std::memory_order_relaxed); }
 inline void reset_algo_counts() {
   for (auto& c : algo_counts()) c.store(0, std::memory_order_relaxed);

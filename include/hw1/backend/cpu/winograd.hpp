@@ -27,6 +27,7 @@
 #include <immintrin.h>
 #endif
 
+#include "hw1/backend/cpu/conv/tuning.hpp"
 #include "hw1/backend/cpu/conv2d_shape.hpp"
 #include "hw1/backend/cpu/gemm.hpp"
 #include "hw1/backend/cpu/pgemm.hpp"
@@ -80,16 +81,17 @@ inline bool supports(const Conv2dShape& s) {
 // outputs (a 1x1 or 3x3 output plane wastes 75% or 44% of a tile's work: the direct path is cheaper), and enough
 // tiles to pay for transforming the weights (16 values per kernel instead of 9, written and then read by every
 // thread). Where that pays depends on the CPU's FMA rate against its memory (measured on two CPUs:
-// docs/performance.md). The gradients keep their own, stricter rules (conv2d_backward, worthwhile_weight_grad).
+// docs/performance.md). The gradients keep their own, stricter rules (conv/select.hpp, worthwhile_weight_grad).
 inline bool worthwhile(const Conv2dShape& s) {
-  return enabled() && supports(s) && s.cin >= 16 && s.cout >= 16 && utilization(s) >= 0.75 && tile_total(s) >= 64;
+  return enabled() && supports(s) && s.cin >= tuning::kWinogradMinChannels && s.cout >= tuning::kWinogradMinChannels &&
+         utilization(s) >= tuning::kWinogradMinUtilization && tile_total(s) >= tuning::kWinogradMinTiles;
 }
 
-// Whether conv2d_backward computes dW through weight_grad(): as worthwhile(), and enough tiles per thread to
+// Whether the selector (conv/select.hpp) takes weight_grad() for dW: as worthwhile(), and enough tiles per thread to
 // outweigh each thread's 16 x cin x cout partial sum (zeroed, then added up). 192 per thread: measured against the
-// direct path on two CPUs in docs/performance.md.
+// direct path on two CPUs in docs/performance.md (the numbers: conv/tuning.hpp).
 inline bool worthwhile_weight_grad(const Conv2dShape& s) {
-  return worthwhile(s) && tile_total(s) >= 192 * Index(max_threads());
+  return worthwhile(s) && tile_total(s) >= tuning::kWinogradWeightGradTilesPerThread * Index(max_threads());
 }
 
 #if defined(__AVX512F__)
@@ -261,7 +263,7 @@ struct Blocks {
   Block whole(const Conv2dShape& s) const { return span(s, 0, tiles); }
   Block span(const Conv2dShape& s, Index t0, Index t1) const {
     const Index tn = t1 - t0, lanes = round_up(tn, unit), groups = lanes / 16;
-    Group* gs = scratch<Group, 10>(std::size_t(groups));
+    Group* gs = scratch<Group, Slot::winograd_groups>(std::size_t(groups));
     for (Index k = 0; k < groups; ++k) make_group(s, ny, nx, t0 + 16 * k, std::min<Index>(16, tn - 16 * k), gs[k]);
     return {t0, tn, lanes, groups, gs};
   }
@@ -474,7 +476,7 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
   using namespace detail;
   const Index C = s.cin, O = s.cout;
   const Index plane = Index(s.h) * s.w, xs = C * plane, oplane = Index(s.out_h()) * s.out_w(), ys = O * oplane;
-  float* U = scratch<float, 9>(std::size_t(u_size(O, C)));
+  float* U = scratch<float, Slot::winograd_u>(std::size_t(u_size(O, C)));
   transform_weights(w, O, C, U, flipped_w);
   const Blocks blocks(s, max_threads());
   const pgemm::Epilogue ep{scale, shift, relu};
@@ -486,8 +488,8 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
     // panels, and transforms its channels' outputs.
     const Index lanes = round_up(blocks.tiles, blocks.unit), groups = lanes / 16;
     const Index kc_max = std::min(C, kChannels), msz = O * lanes;
-    float* V = scratch<float, 11>(std::size_t(16 * kc_max * lanes));
-    float* M = scratch<float, 12>(std::size_t(16 * msz));
+    float* V = scratch<float, Slot::winograd_v>(std::size_t(16 * kc_max * lanes));
+    float* M = scratch<float, Slot::winograd_m>(std::size_t(16 * msz));
 #pragma omp parallel num_threads(int(nt))
     {
       const Group* gs = blocks.whole(s).gs;  // each thread's own tables
@@ -514,8 +516,8 @@ inline void forward(const Conv2dShape& s, const float* x, const float* w, const 
     const auto [t0, tn, lanes, groups, gs] = blocks.block(s, b);
     if (tn <= 0) continue;
     const Index kc_max = std::min(C, kChannels), msz = O * lanes;
-    float* V = scratch<float, 11>(std::size_t(16 * kc_max * lanes));
-    float* M = scratch<float, 12>(std::size_t(16 * msz));
+    float* V = scratch<float, Slot::winograd_v>(std::size_t(16 * kc_max * lanes));
+    float* M = scratch<float, Slot::winograd_m>(std::size_t(16 * msz));
     for (Index c0 = 0; c0 < C; c0 += kChannels) {
       const Index c1 = std::min(C, c0 + kChannels), kc = c1 - c0, vsz = kc * lanes;
       for (Index k = 0; k < groups; ++k) transform_input(x, plane, xs, gs[k], 16 * k, c0, c1, V, vsz);
@@ -547,8 +549,8 @@ inline void weight_grad(const Conv2dShape& s, const float* x, const float* dy, f
     // of the tiles each, then each thread owns a share of the input channels: its rows of S over every tile, with
     // no partial sums to zero and add up, then their inverse transform.
     const Index lanes = round_up(blocks.tiles, blocks.unit), groups = lanes / 16, qsz = pgemm::packed_size(lanes, O);
-    float* Q = scratch<float, 12>(std::size_t(16 * qsz));
-    float* S = scratch<float, 16>(std::size_t(16 * C * O));
+    float* Q = scratch<float, Slot::winograd_m>(std::size_t(16 * qsz));
+    float* S = scratch<float, Slot::winograd_s>(std::size_t(16 * C * O));
     const std::vector<float*> whole{S};
 #pragma omp parallel num_threads(int(nt))
     {
@@ -558,7 +560,7 @@ inline void weight_grad(const Conv2dShape& s, const float* x, const float* dy, f
                             groups * (me + 1) / team * 16);
 #pragma omp barrier
       const Index c0 = C * me / team, c1 = C * (me + 1) / team;
-      float* V = scratch<float, 11>(std::size_t(16 * std::min(c1 - c0, kChannels) * lanes));
+      float* V = scratch<float, Slot::winograd_v>(std::size_t(16 * std::min(c1 - c0, kChannels) * lanes));
       for (Index a = c0; a < c1; a += kChannels) {
         const Index b = std::min(c1, a + kChannels), kc = b - a, vsz = kc * lanes;
         for (Index k = 0; k < groups; ++k) transform_input(x, plane, xs, gs[k], 16 * k, a, b, V, vsz, lanes);
@@ -574,16 +576,16 @@ inline void weight_grad(const Conv2dShape& s, const float* x, const float* dy, f
 #pragma omp parallel num_threads(int(nt))
   {
     const Index me = thread_id(), team = team_size();
-    float* S = scratch<float, 16>(std::size_t(16 * C * O));
+    float* S = scratch<float, Slot::winograd_s>(std::size_t(16 * C * O));
     std::fill_n(S, 16 * C * O, 0.f);
     partial[std::size_t(me)] = S;
     for (Index b = me; b < blocks.count; b += team) {
       const auto [t0, tn, lanes, groups, gs] = blocks.block(s, b);
       if (tn <= 0) continue;
       const Index kc_max = std::min(C, kChannels), qsz = pgemm::packed_size(lanes, O);
-      float* Q = scratch<float, 12>(std::size_t(16 * qsz));
+      float* Q = scratch<float, Slot::winograd_m>(std::size_t(16 * qsz));
       transform_output_grad(dy, O, oplane, ys, gs, lanes, Q, qsz);
-      float* V = scratch<float, 11>(std::size_t(16 * kc_max * lanes));
+      float* V = scratch<float, Slot::winograd_v>(std::size_t(16 * kc_max * lanes));
       for (Index c0 = 0; c0 < C; c0 += kChannels) {
         const Index c1 = std::min(C, c0 + kChannels), kc = c1 - c0, vsz = kc * lanes;
         for (Index k = 0; k < groups; ++k) transform_input(x, plane, xs, gs[k], 16 * k, c0, c1, V, vsz, lanes);

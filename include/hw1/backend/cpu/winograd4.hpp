@@ -37,6 +37,7 @@
 #include <immintrin.h>
 #endif
 
+#include "hw1/backend/cpu/conv/tuning.hpp"
 #include "hw1/backend/cpu/conv2d_shape.hpp"
 #include "hw1/backend/cpu/gemm.hpp"
 #include "hw1/backend/cpu/pgemm.hpp"
@@ -76,15 +77,16 @@ inline bool in_training_requested() {
 }
 
 inline bool worthwhile4(const Conv2dShape& s) {
-  return enabled4() && supports(s) && s.cin >= 64 && s.cout >= 64 && utilization4(s) >= 0.75 &&
-         tile_total4(s) >= 64 * Index(max_threads());
+  return enabled4() && supports(s) && s.cin >= tuning::kWinograd4MinChannels &&
+         s.cout >= tuning::kWinograd4MinChannels && utilization4(s) >= tuning::kWinograd4MinUtilization &&
+         tile_total4(s) >= tuning::kWinograd4MinTilesPerThread * Index(max_threads());
 }
 
 // Whether conv2d's forward takes F(4x4): where worthwhile4, outside training unless HW1_WINOGRAD4=train.
 inline bool worthwhile4_forward(const Conv2dShape& s) {
   return (!s.backward_follows || in_training_requested()) && worthwhile4(s);
 }
-// Whether conv2d_backward takes F(4x4) for the input gradient (t: the flipped convolution dY -> dX): only with
+// Whether the selector (conv/select.hpp) takes F(4x4) for the input gradient (t: the flipped convolution dY -> dX): only with
 // HW1_WINOGRAD4=train.
 inline bool worthwhile4_input_grad(const Conv2dShape& t) { return in_training_requested() && worthwhile4(t); }
 
@@ -368,7 +370,7 @@ inline void forward4(const Conv2dShape& s, const float* x, const float* w, const
   using namespace detail4;
   const Index C = s.cin, O = s.cout;
   const Index plane = Index(s.h) * s.w, xs = C * plane, oplane = Index(s.out_h()) * s.out_w(), ys = O * oplane;
-  float* U = scratch<float, 9>(std::size_t(u_size(O, C, 36)));
+  float* U = scratch<float, Slot::winograd_u>(std::size_t(u_size(O, C, 36)));
   transform_weights(w, O, C, U, flipped_w);
   const Index ny = tile_count4(s.out_h(), s.dil_h), nx = tile_count4(s.out_w(), s.dil_w), tiles = Index(s.n) * ny * nx;
   const Index nt = max_threads(), panels = (tiles + pgemm::kNR - 1) / pgemm::kNR;
@@ -381,11 +383,11 @@ inline void forward4(const Conv2dShape& s, const float* x, const float* w, const
     const Index t0 = start(b), tn = start(b + 1) - t0;
     if (tn <= 0) continue;
     const Index lanes = round_up(tn, pgemm::kNR), groups = lanes / 16;
-    Group* gs = scratch<Group, 10>(std::size_t(groups));
+    Group* gs = scratch<Group, Slot::winograd_groups>(std::size_t(groups));
     for (Index k = 0; k < groups; ++k) make_group(s, ny, nx, t0 + 16 * k, std::min<Index>(16, tn - 16 * k), gs[k]);
     const Index kc_max = std::min(C, kChannels), msz = O * lanes;
-    float* V = scratch<float, 11>(std::size_t(36 * kc_max * lanes));
-    float* M = scratch<float, 12>(std::size_t(36 * msz));
+    float* V = scratch<float, Slot::winograd_v>(std::size_t(36 * kc_max * lanes));
+    float* M = scratch<float, Slot::winograd_m>(std::size_t(36 * msz));
     for (Index c0 = 0; c0 < C; c0 += kChannels) {
       const Index c1 = std::min(C, c0 + kChannels), kc = c1 - c0, vsz = kc * lanes;
       for (Index k = 0; k < groups; ++k) transform_input(x, plane, xs, gs[k], 16 * k, c0, c1, V, vsz);
