@@ -21,6 +21,11 @@ if(HW1_HAVE_CUDA)
   install(TARGETS hw1_cuda EXPORT hw1CudaTargets COMPONENT hw1)
   install(EXPORT hw1CudaTargets NAMESPACE hw1:: DESTINATION ${HW1_INSTALL_CMAKEDIR} COMPONENT hw1)
 endif()
+# hw1::distributed likewise, from a build that found MPI.
+if(HW1_HAVE_MPI)
+  install(TARGETS hw1_distributed EXPORT hw1DistributedTargets COMPONENT hw1)
+  install(EXPORT hw1DistributedTargets NAMESPACE hw1:: DESTINATION ${HW1_INSTALL_CMAKEDIR} COMPONENT hw1)
+endif()
 install(FILES ${PROJECT_SOURCE_DIR}/cmake/FindCUDNN.cmake DESTINATION ${HW1_INSTALL_CMAKEDIR} COMPONENT hw1)
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/hw1Config.cmake.in

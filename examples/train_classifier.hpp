@@ -74,6 +74,9 @@ struct ClassifierTask {
     return Ops::cross_entropy(y, Ops::targets(b.labels), weights, 1, false).loss;
   }
   double eval_metric() const { return total ? double(correct) / double(total) : 0.0; }
+  // A data-parallel run sums these over the ranks (fit.hpp).
+  std::vector<double> eval_counts() const { return {double(correct), double(total)}; }
+  void set_eval_counts(const std::vector<double>& v) { correct = std::size_t(v.at(0)), total = std::size_t(v.at(1)); }
 };
 
 // The classifier Net (a ResNet of the registry) on its backend, trained.
@@ -86,6 +89,8 @@ int train_net(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
   // Every option is read (and range-checked) before start_run creates RUN_DIR or writes run.json.
   const int epochs = int(cli.integer("--epochs", 15, 1, hw1::kMaxEpochs));
   const int batch = int(cli.integer("--batch-size", 32, 1, hw1::kMaxBatch));
+  hw1::examples::check_global_batch(batch);
+  auto& ranks = hw1::examples::Ranks::get();
   const int size = int(cli.integer("--input-size", pretrained ? 224 : 32, hw1::kMinImageSide, hw1::kMaxImageSide));
   const auto seed = std::uint64_t(cli.integer("--seed", 0, 0, hw1::kMaxSeed));
   const int workers = int(cli.integer("--workers", 2, 0, hw1::kMaxWorkers));
@@ -114,7 +119,7 @@ int train_net(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
   const double chance = double(majority) / double(val_files.size());
 
   // (layer4 is 1x1 at 32x32 input, so a single-image last batch could not train batch norm)
-  const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_files.size(), batch, epochs, 5);
+  const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_files.size(), batch, epochs, 5, ranks.size());
 
   hw1::FitConfig fc = hw1::examples::base_fit_config(ra, epochs, seed, oc, sc, chance, dev, "val_accuracy");
   fc.info.model = Net::model_name;
@@ -122,7 +127,7 @@ int train_net(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
   fc.info.input_size = size;
 
   Net net(hw1::ModelOptions{.num_classes = k, .seed = seed});
-  hw1::start_run(net, ra, kProgram, Net::model_name);
+  hw1::start_run(net, ra, kProgram, Net::model_name, ranks.lead());
 
   hw1::AugmentConfig train_aug, val_aug;
   train_aug.out_h = train_aug.out_w = val_aug.out_h = val_aug.out_w = size;
@@ -130,10 +135,10 @@ int train_net(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
   train_aug.rotate_degrees = rotate;
   hw1::Loader train(hw1::ClassificationDataset(std::move(train_files), train_aug),
                     {.batch_size = std::size_t(batch), .shuffle = true, .drop_last = drop_last, .num_workers = workers,
-                     .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad});
+                     .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad, .rank = ranks.rank(), .world = ranks.size()});
   hw1::Loader val(hw1::ClassificationDataset(std::move(val_files), val_aug),
                   {.batch_size = std::size_t(batch), .shuffle = false, .num_workers = workers,
-                   .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad});
+                   .prefetch = std::size_t(std::max(4, 2 * workers)), .seed = seed, .skip_bad = skip_bad, .rank = ranks.rank(), .world = ranks.size()});
 
   std::cout << Net::model_name << ", " << k << " classes, " << train.dataset().size() << " train / " << val.dataset().size()
             << " val images at " << size << "x" << size << ", " << oc.name << " lr " << oc.lr << ", batch " << batch

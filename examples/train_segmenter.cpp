@@ -13,7 +13,7 @@ int run(int argc, char** argv) {
       "--momentum",   "--schedule",   "--warmup-steps", "--step-epochs", "--gamma",           "--crop",
       "--class-weights", "--aux-loss", "--init-weights", "--workers",    "--snapshot-images", "--snapshot-epochs",
       "--device",     "--precision",   "--keep-epochs", "--pth-key"};
-  const std::set<std::string> flags{"--hflip", "--vflip", "--rot90", "--nesterov", "--skip-bad", "--force"};
+  const std::set<std::string> flags{"--hflip", "--vflip", "--rot90", "--nesterov", "--skip-bad", "--force", "--sync-bn"};
   const hw1::RunArgs ra = hw1::parse_run_args(kProgram, argc, argv, options, flags, kUsage,
                                               {"--epochs", "--workers", "--device", "--precision", "--keep-epochs"});
   const hw1::Cli& cli = ra.cli;
@@ -34,5 +34,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return hw1::run_main(segmenter::kProgram, segmenter::kUsage, [&] { return run(argc, argv); });
+  auto& ranks = hw1::examples::Ranks::get();  // MPI_Init when mpirun started this process (a build with MPI)
+  return ranks.finish(hw1::run_main(ranks.program(segmenter::kProgram), segmenter::kUsage, [&] { return run(argc, argv); }));
 }

@@ -104,6 +104,20 @@ struct SegmenterTask {
     return Ops::cross_entropy(y, t, weights, 1, false).loss;  // the main output's loss
   }
   double eval_metric() const { return miou.mean(); }
+  // A data-parallel run sums these over the ranks (fit.hpp).
+  std::vector<double> eval_counts() const {
+    std::vector<double> v;
+    for (const auto* a : {&miou.predicted(), &miou.actual(), &miou.true_positive()})
+      for (std::uint64_t x : *a) v.push_back(double(x));
+    return v;
+  }
+  void set_eval_counts(const std::vector<double>& v) {
+    constexpr int K = hw1::MeanIoU::kClasses;
+    std::array<std::uint64_t, K> p{}, a{}, t{};
+    for (int i = 0; i < K; ++i) p[i] = std::uint64_t(v.at(i)), a[i] = std::uint64_t(v.at(K + i)), t[i] = std::uint64_t(v.at(2 * K + i));
+    miou.reset();
+    miou.add_counts(p, a, t);
+  }
 
   template <class Net>
   void epoch_end(Net& net, int epoch) {
@@ -180,6 +194,8 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
   // Every option is read (and range-checked) before start_run creates RUN_DIR or writes run.json.
   const int epochs = int(cli.integer("--epochs", 25, 1, hw1::kMaxEpochs));
   const int batch = int(cli.integer("--batch-size", 8, 1, hw1::kMaxBatch));
+  hw1::examples::check_global_batch(batch);
+  auto& ranks = hw1::examples::Ranks::get();
   const auto seed = std::uint64_t(cli.integer("--seed", 0, 0, hw1::kMaxSeed));
   const int workers = int(cli.integer("--workers", 2, 0, hw1::kMaxWorkers));
   const bool skip_bad = cli.flag("--skip-bad");
@@ -238,7 +254,7 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
     throw hw1::UsageError("--snapshot-images and --snapshot-epochs go together");
 
   // (DeepLabv3's image pooling could not train batch norm on a single-pair last batch)
-  const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_pairs.size(), batch, epochs, 10);
+  const auto [sc, drop_last, batches] = hw1::plan_epochs(cli, train_pairs.size(), batch, epochs, 10, ranks.size());
 
   hw1::FitConfig fc = hw1::examples::base_fit_config(ra, epochs, seed, oc, sc, chance, dev, "val_miou");
   fc.info.model = model;
@@ -246,7 +262,7 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
   fc.info.aux_loss = aux;
   fc.info.input_size = size;
 
-  hw1::start_run(net, ra, kProgram, model);
+  hw1::start_run(net, ra, kProgram, model, ranks.lead());
 
   hw1::AugmentConfig train_aug, val_aug;
   train_aug.out_h = train_aug.out_w = val_aug.out_h = val_aug.out_w = size;
@@ -258,10 +274,10 @@ int train(Net& net, const hw1::RunArgs& ra, const std::string& model, bool aux, 
   hw1::Loader train(hw1::SegmentationDataset(std::move(train_pairs), train_aug),
                     {.batch_size = std::size_t(batch), .shuffle = true, .drop_last = drop_last, .num_workers = workers,
                      .prefetch = prefetch,
-                     .seed = seed, .skip_bad = skip_bad});
+                     .seed = seed, .skip_bad = skip_bad, .rank = ranks.rank(), .world = ranks.size()});
   hw1::Loader val(hw1::SegmentationDataset(val_pairs, val_aug),
                   {.batch_size = std::size_t(batch), .shuffle = false, .num_workers = workers, .prefetch = prefetch,
-                   .seed = seed, .skip_bad = skip_bad});
+                   .seed = seed, .skip_bad = skip_bad, .rank = ranks.rank(), .world = ranks.size()});
   task.val = &val.dataset();
   std::cout << model << (aux ? " (auxiliary head)" : "") << ", " << train.dataset().size() << " train / "
             << val.dataset().size() << " val pairs" << (crop ? ", crops " + std::to_string(crop) : std::string()) << ", "

@@ -3,6 +3,6 @@
 #include "train_segmenter.hpp"
 
 int segmenter::train_fcn32s_cuda(const hw1::RunArgs& ra, const hw1::DeviceOption& dev) {
-  hw1::gpu::use_device(dev.index, dev.precision);
+  hw1::gpu::use_device(hw1::examples::device_index(dev, hw1::gpu::device_count()), dev.precision);
   return train_net<hw1::FCN32s<hw1::dynamic, hw1::cuda>>(ra, dev);
 }

@@ -14,7 +14,7 @@ build=${HW1_GPU_BUILD:-build-gpu}
 arch=${HW1_GPU_ARCH:-90}
 out=.gpu-bundle
 targets=(test_gpu_ops test_gpu_models test_gpu_train hw1-train-segmenter hw1-train-classifier hw1-predict
-  hw1-bench-gpu)
+  hw1-bench-gpu hw1-make-data)
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHW1_CUDA=ON -DHW1_NATIVE=OFF \
   -DCMAKE_CUDA_ARCHITECTURES="$arch" >/dev/null

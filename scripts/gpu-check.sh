@@ -41,6 +41,7 @@ add probe 30 "probe"
 add test_gpu_ops 180 "$bin/test_gpu_ops"
 for c in $(cases_of test_gpu_models); do add "test_gpu_models.$c" 180 "$bin/test_gpu_models --run_test=$c"; done
 for c in $(cases_of test_gpu_train); do add "test_gpu_train.$c" 180 "$bin/test_gpu_train --run_test=$c"; done
+add nccl.one_rank 180 "nccl_one_rank"
 if ((bench)); then
   for row in resnet101-train-224-b64 deeplabv3-train-512-b8 deeplabv3-infer-512-b8; do
     for p in float32 fp16; do
@@ -101,6 +102,25 @@ probe() {
     echo "missing shared libraries:"; echo "$missing"; return 1
   fi
 }
+nccl_one_rank() {  # NCCL's all-reduce over 1 rank (HW1_FORCE_ALLREDUCE=1) must leave the checkpoint as without it
+  local d; d=$(mktemp -d)
+  "$bin/hw1-make-data" --kind classification --out "$d/data" --seed 1 --classes 2 --train-per-class 8 \
+    --val-per-class 4 >/dev/null || return 1
+  local a=(--model resnet50 --train "$d/data/train_50" --val "$d/data/val_50" --batch-size 8 --epochs 1
+           --optimizer sgd --lr 0.01 --workers 0 --device cuda)
+  "$bin/hw1-train-classifier" "${a[@]}" --out "$d/plain" || return 1
+  HW1_FORCE_ALLREDUCE=1 "$bin/hw1-train-classifier" "${a[@]}" --out "$d/nccl" || return 1
+  if cmp "$d/plain/epoch-001.safetensors" "$d/nccl/epoch-001.safetensors"; then
+    echo "No errors: the 1-rank NCCL run's checkpoint equals the plain run's"
+  else
+    "$bin/hw1-train-classifier" "${a[@]}" --out "$d/again" || return 1
+    if ! cmp -s "$d/plain/epoch-001.safetensors" "$d/again/epoch-001.safetensors"; then
+      echo "SKIPPED: two plain runs differ too (cuDNN's algorithms are not deterministic here): no exact comparison"
+      return 77
+    fi
+    echo "error: the 1-rank NCCL run's checkpoint differs from the plain run's"; return 1
+  fi
+}
 torch_peer() {
   python3 -c 'import torch, torchvision, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null || {
     echo "SKIPPED: this machine's python3 has no torch / torchvision with CUDA"; return 77; }
@@ -125,8 +145,8 @@ for s in "${steps[@]}"; do
   if [[ $cmd == probe ]]; then
     probe >"$step_out" 2>&1
     rc=$?
-  elif [[ $cmd == torch_peer* ]]; then
-    root=$root timeout "$t" bash -c "$(declare -f torch_peer); $cmd" >"$step_out" 2>&1
+  elif [[ $cmd == torch_peer* || $cmd == nccl_one_rank ]]; then
+    root=$root bin=$bin timeout "$t" bash -c "$(declare -f torch_peer nccl_one_rank); $cmd" >"$step_out" 2>&1
     rc=$?
   else
     # shellcheck disable=SC2086

@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build ccache libeigen3-dev libxtensor-dev nlohmann-json3-dev libminizip-dev
-  libboost-test-dev libopenblas0-openmp libpng-dev libjpeg-dev libcairo2-dev pkg-config python3-torch python3-torchvision python3-numpy)
+  libboost-test-dev libopenblas0-openmp openmpi-bin libopenmpi-dev libpng-dev libjpeg-dev libcairo2-dev pkg-config python3-torch python3-torchvision python3-numpy)
 
 missing=()
 for p in "${packages[@]}"; do

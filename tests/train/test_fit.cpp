@@ -26,41 +26,17 @@
 #include "hw1/models.hpp"
 #include "hw1/train/fit.hpp"
 #include "hw1/train/loss.hpp"
+#include "common/process.hpp"
+#include "common/tiny_net.hpp"
 #include "train/learnable_seg.hpp"
 
 using namespace hw1;
 namespace fs = std::filesystem;
+using test::TinyNet;
 
 namespace {
 
-// A small classifier with every kind of state fit() must carry across a resume: batch-norm statistics, dropout.
-// (Bias-free convolutions, as batch norm follows each.)
-template <class B = backend::cpu>
-class TinyNet : public Model<TinyNet<B>, B> {
- public:
-  using tensor = typename B::tensor;
-  using scalar = typename B::scalar;
-  static constexpr const char* model_name = "tiny";
-  TinyNet(int k, std::uint64_t seed) {
-    fc.set_out_channels(k);
-    this->finalize(seed);
-  }
-  void visit(ParamSet<scalar>& ps, const std::string& p) {
-    body.visit(ps, p + "body.");
-    fc.visit(ps, p + "fc.");
-  }
-  tensor forward_impl(Context<scalar>& c, tensor x) { return fc.forward(c, pool.forward(c, body.forward(c, std::move(x)))); }
-  tensor backward_impl(Context<scalar>& c, tensor dy) {
-    return body.backward(c, pool.backward(c, fc.backward(c, std::move(dy))));
-  }
-  typename Seq<Conv3x3<3, 16>, BatchNorm2d<16>, ReLU, MaxPool2d<2, 2>, Conv3x3<16, 32>,
-               BatchNorm2d<32>, ReLU, Dropout<0.1f>>::template bind<3, B> body;
-  typename GlobalAvgPool::template bind<32, B> pool;
-  typename Linear<32, dynamic>::template bind<32, B> fc;
-};
-
-struct FitTask {
-  std::size_t correct = 0, total = 0;
+struct FitTask : test::ClassifyEval {
   int interrupt_after = -1, steps = 0;  // >= 0: raise the Ctrl-C flag after that many training steps
   template <class Net>
   double train_step(Net& net, const ClassificationBatch& b) {
@@ -69,16 +45,6 @@ struct FitTask {
     if (++steps == interrupt_after) g_interrupted = 1;
     return r.loss;
   }
-  void eval_begin() { correct = total = 0; }
-  template <class Net>
-  double eval_batch(Net& net, const ClassificationBatch& b) {
-    const Tensor y = net.forward(b.images);
-    const auto p = argmax_classes(y);
-    for (std::size_t i = 0; i < p.size(); ++i) correct += p[i] == b.labels[i];
-    total += p.size();
-    return cross_entropy(y, b.labels, {}, -100, false).loss;
-  }
-  double eval_metric() const { return double(correct) / double(total); }
 };
 
 fs::path scratch(const std::string& name) {
@@ -255,44 +221,9 @@ BOOST_AUTO_TEST_SUITE_END()
 #if defined(HW1_TRAIN_CLASSIFIER) && defined(HW1_TRAIN_SEGMENTER)
 namespace {
 
-struct Proc {
-  int rc = -1;
-  std::string out;
-};
-
-// Runs a program with arguments; stdout and stderr together. `interrupt_when`, if given, sends SIGINT once
-// that file exists.
+using test::Proc;
 Proc run(const std::string& exe, const std::vector<std::string>& args, const fs::path& interrupt_when = {}) {
-  static int n = 0;
-  const fs::path log = fs::temp_directory_path() / ("hw1-test-fit-" + std::to_string(getpid())) /
-                       ("proc-" + std::to_string(++n) + ".log");
-  fs::create_directories(log.parent_path());
-  const pid_t pid = fork();
-  if (pid == 0) {
-    FILE* f = std::freopen(log.c_str(), "w", stdout);
-    if (!f || dup2(fileno(stdout), 2) < 0) _exit(127);
-    std::vector<char*> argv{const_cast<char*>(exe.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(exe.c_str(), argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  bool sent = false;
-  for (;;) {
-    const pid_t w = waitpid(pid, &status, interrupt_when.empty() || sent ? 0 : WNOHANG);
-    if (w == pid) break;
-    if (!sent && fs::exists(interrupt_when)) {
-      kill(pid, SIGINT);
-      sent = true;
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-  Proc p;
-  p.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  p.out = bytes(log);
-  return p;
+  return test::run_process(exe, args, interrupt_when, "hw1-test-fit");
 }
 
 bool has(const Proc& p, const std::string& s) { return p.out.find(s) != std::string::npos; }

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "hw1/core/collective.hpp"
 #include "hw1/core/error.hpp"
 #include "hw1/core/tensor.hpp"
 
@@ -209,6 +210,16 @@ struct Context {
   std::uint64_t seed = 0;    // dropout masks: derived from (seed, step, call index)
   std::uint64_t step = 0;
   std::uint64_t calls = 0;   // reset by the model at the start of each forward
+  // Data-parallel training (hw1/core/collective.hpp; null in one process): layers report each parameter whose
+  // gradient backward has finished, and batch norm with sync_bn sums its statistics over the ranks of comm.
+  GradReducer* grads = nullptr;
+  Collective* comm = nullptr;
+  bool sync_bn = false;
+
+  void grad_ready(std::size_t off, std::size_t n) const {
+    if (grads) grads->ready(off, n);
+  }
+  bool synced_batchnorm() const { return sync_bn && comm && comm->size() > 1; }
 
   T* w(std::size_t off) const { return params->value(off); }
   T* g(std::size_t off) const { return params->grad(off); }

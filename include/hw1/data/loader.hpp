@@ -54,7 +54,19 @@ struct LoaderOptions {
   std::size_t prefetch = 4;  // batches being built or waiting to be taken, at most (keep >= num_workers)
   std::uint64_t seed = 0;
   bool skip_bad = false;  // drop samples whose get() throws (counted by skipped()) instead of failing next()
+  // Data-parallel runs: batch b of the epoch (batch_size samples of the one order every rank draws) is split in
+  // `world` consecutive shards as even as the count allows (the first batch_size % world get one more), and
+  // this loader yields shard `rank`. Batches and samples are those of one process for any world.
+  int rank = 0, world = 1;
 };
+
+// Positions [lo, hi) of the epoch order that `rank` of `world` takes from the batch at positions [begin, end).
+inline std::pair<std::size_t, std::size_t> shard_range(std::size_t begin, std::size_t end, int rank, int world) {
+  const std::size_t n = end - begin, w = std::size_t(world), r = std::size_t(rank);
+  const std::size_t base = n / w, extra = n % w;
+  const std::size_t lo = begin + r * base + std::min(r, extra);
+  return {lo, lo + base + (r < extra ? 1 : 0)};
+}
 
 // The augmentation seed of sample `index` in `epoch`.
 inline std::uint64_t sample_seed(std::uint64_t seed, std::uint64_t epoch, std::size_t index) {
@@ -84,6 +96,9 @@ class Loader {
       throw Error("Loader: num_workers must be >= 0 (0 loads in the calling thread), got " +
                   std::to_string(opt_.num_workers));
     if (opt_.prefetch == 0) throw Error("Loader: prefetch must be at least 1 batch");
+    if (opt_.world < 1 || opt_.rank < 0 || opt_.rank >= opt_.world)
+      throw Error("Loader: rank " + std::to_string(opt_.rank) + " of world " + std::to_string(opt_.world) +
+                  " (0 <= rank < world)");
   }
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -133,9 +148,17 @@ class Loader {
       }
       skipped_ += s.skipped;
       if (s.error) std::rethrow_exception(s.error);
-      if (s.batch) return std::move(s.batch);
+      if (s.batch) return last_ = cursor_ - 1, std::move(s.batch);
       // every sample of this batch was skipped: go on to the next one
     }
+  }
+
+  // The index in the epoch of the batch next() returned last (batches whose samples were all skipped, or whose
+  // shard is empty, are passed over, so indices may jump).
+  std::size_t batch_index() const { return last_; }
+  // Positions of the epoch order covered by the batches up to and including batch b (all ranks together).
+  std::size_t positions_through(std::size_t b) const {
+    return std::min(order_.size(), (b + 1) * opt_.batch_size);
   }
 
   // Samples dropped by skip_bad in the batches taken so far this epoch.
@@ -154,7 +177,8 @@ class Loader {
   Slot build(std::size_t b) const {
     Slot s;
     s.ready = true;
-    const std::size_t lo = b * opt_.batch_size, hi = std::min(lo + opt_.batch_size, order_.size());
+    const auto [lo, hi] = shard_range(b * opt_.batch_size, std::min((b + 1) * opt_.batch_size, order_.size()),
+                                      opt_.rank, opt_.world);
     try {
       std::vector<Sample> samples;
       samples.reserve(hi - lo);
@@ -209,7 +233,7 @@ class Loader {
   LoaderOptions opt_;
   std::uint64_t epoch_ = 0;
   std::vector<std::size_t> order_;
-  std::size_t nb_ = 0, cursor_ = 0, claim_ = 0, skipped_ = 0;
+  std::size_t nb_ = 0, cursor_ = 0, claim_ = 0, skipped_ = 0, last_ = 0;
   bool started_ = false, stop_ = false;
   std::vector<Slot> slots_;  // one per batch of the epoch; filled by workers, emptied by next()
   std::mutex m_;

@@ -1,6 +1,7 @@
 // BatchNorm2d<C>: torch.nn.BatchNorm2d(C) (eps 1e-5, momentum 0.1). Training mode normalises with the batch
 // statistics and updates the running ones (unbiased variance); eval mode uses the running statistics.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -8,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "hw1/backend/cpu/batchnorm_sync.hpp"
 #include "hw1/backend/cpu/shapes.hpp"
 #include "hw1/core/compose.hpp"
 #include "hw1/layers/activation.hpp"
@@ -68,6 +70,8 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
                       shape_str(x.shape()));
         save_mean_ = B::empty({std::size_t(c_)});
         save_invstd_ = B::empty({std::size_t(c_)});
+        synced_ = c.synced_batchnorm();
+        if (synced_) return synced_forward(c, d, x, y, fused...);
         B::batchnorm_forward_train(d.n, c_, d.h * d.w, x.data(), c.w(gamma_), c.w(beta_), scalar(eps),
                                    scalar(momentum), c.buf(mean_), c.buf(var_), y.data(), save_mean_.data(),
                                    save_invstd_.data(), fused...);
@@ -111,7 +115,9 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
     tensor dx = B::empty(shape_of(x_));
     // The ReLU after this layer, when its mask was left to this backward (forward_then), is applied to dy here.
     const auto run = [&](auto... mask) {
-      if (train_)
+      if (train_ && synced_)
+        synced_backward(c, d, dy, dx, mask...);
+      else if (train_)
         B::batchnorm_backward_train(d.n, c_, d.h * d.w, x_.data(), c.w(gamma_), save_mean_.data(),
                                     save_invstd_.data(), scalar(eps), dy.data(), dx.data(), c.g(gamma_), c.g(beta_), mask...);
       else
@@ -122,13 +128,71 @@ class BatchNorm2dLayer : public LayerBase<C, C, B> {
       run(static_cast<const std::uint8_t*>(relu_mask_));
     else
       run();
+    c.grad_ready(gamma_, std::size_t(c_));
+    c.grad_ready(beta_, std::size_t(c_));
     x_ = tensor();
     relu_mask_ = nullptr;
     return dx;
   }
 
  private:
+  // --sync-bn (Context::synced_batchnorm()): the statistics of the batch over every rank. The mean and biased
+  // variance come from the summed per-channel sums, the output pass is the eval kernel with them, and the
+  // running statistics are updated as torch's SyncBatchNorm does (unbiased variance of the global batch).
+  template <class... Fused>
+  void synced_forward(context& c, const Dims4& d, const tensor& x, tensor& y, Fused... fused) {
+    if constexpr (!detail::FusingBackend<B>) {
+      throw Error(name_ + ": synchronised batch norm (--sync-bn) runs on the CPU backend only");
+    } else {
+      const std::size_t C_ = std::size_t(c_);
+      std::vector<double> s(2 * C_ + 1);
+      cpu::batchnorm_channel_moments(d.n, c_, d.h * d.w, x.data(), s.data(), s.data() + C_);
+      s[2 * C_] = double(d.n) * double(d.h * d.w);
+      c.comm->allreduce_sum(s.data(), s.size());
+      const double count = s[2 * C_];
+      if (count <= 1)
+        throw Error(name_ + ": batch norm in training mode needs more than one value per channel over all ranks");
+      sync_count_ = count;
+      std::vector<scalar> mean(C_), var(C_);
+      scalar *rm = c.buf(mean_), *rv = c.buf(var_), *sm = save_mean_.data(), *si = save_invstd_.data();
+      for (std::size_t ch = 0; ch < C_; ++ch) {
+        const double mu = s[ch] / count, v = std::max(0.0, s[C_ + ch] / count - mu * mu);
+        mean[ch] = scalar(mu);
+        var[ch] = scalar(v);
+        sm[ch] = scalar(mu);
+        si[ch] = scalar(1.0 / std::sqrt(v + eps));
+        rm[ch] = scalar((1 - momentum) * double(rm[ch]) + momentum * mu);
+        rv[ch] = scalar((1 - momentum) * double(rv[ch]) + momentum * v * count / (count - 1));
+      }
+      B::batchnorm_forward_eval(d.n, c_, d.h * d.w, x.data(), c.w(gamma_), c.w(beta_), mean.data(), var.data(),
+                                scalar(eps), y.data(), fused...);
+    }
+  }
+  // The weight and bias gradients are this rank's sums (the gradient all-reduce adds the ranks' up); the input
+  // gradient needs the sums of dy and dy * xhat over every rank.
+  template <class... Mask>
+  void synced_backward(context& c, const Dims4& d, const tensor& dy, tensor& dx, Mask... mask) {
+    if constexpr (detail::FusingBackend<B>) {
+      const std::uint8_t* m = nullptr;
+      ((m = mask), ...);
+      const std::size_t C_ = std::size_t(c_);
+      std::vector<double> s(2 * C_);
+      cpu::batchnorm_grad_sums(d.n, c_, d.h * d.w, x_.data(), dy.data(), m, save_mean_.data(), save_invstd_.data(),
+                               s.data(), s.data() + C_);
+      scalar *dg = c.g(gamma_), *db = c.g(beta_);
+      for (std::size_t ch = 0; ch < C_; ++ch) {
+        dg[ch] += scalar(s[C_ + ch]);
+        db[ch] += scalar(s[ch]);
+      }
+      c.comm->allreduce_sum(s.data(), s.size());
+      cpu::batchnorm_dx_from_sums(d.n, c_, d.h * d.w, x_.data(), dy.data(), m, c.w(gamma_), save_mean_.data(),
+                                  save_invstd_.data(), s.data(), s.data() + C_, sync_count_, dx.data());
+    }
+  }
+
   int c_ = C;
+  bool synced_ = false;
+  double sync_count_ = 0;
   std::size_t gamma_ = 0, beta_ = 0, mean_ = 0, var_ = 0;
   bool train_ = false;
   std::string name_;

@@ -76,6 +76,8 @@ class Conv2dLayer : public LayerBase<In, Out, B> {
                         : tensor();
     B::conv2d_backward(s_, x_.data(), c.w(w_), dy.data(), want_dx ? dx.data() : nullptr, c.g(w_),
                        Bias ? c.g(b_) : nullptr);
+    c.grad_ready(w_, std::size_t(out_) * std::size_t(in_) * K * K);
+    if constexpr (Bias) c.grad_ready(b_, std::size_t(out_));
     x_ = tensor();
     return dx;
   }

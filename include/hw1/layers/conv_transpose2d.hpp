@@ -43,6 +43,8 @@ class ConvTranspose2dLayer : public LayerBase<In, Out, B> {
   tensor backward(context& c, tensor dy) {
     tensor dx = B::empty({std::size_t(s_.n), std::size_t(in_), std::size_t(s_.h), std::size_t(s_.w)});
     B::conv_transpose2d_backward(s_, x_.data(), c.w(w_), dy.data(), dx.data(), c.g(w_), Bias ? c.g(b_) : nullptr);
+    c.grad_ready(w_, std::size_t(in_) * std::size_t(out_) * K * K);
+    if constexpr (Bias) c.grad_ready(b_, std::size_t(out_));
     x_ = tensor();
     return dx;
   }

@@ -45,6 +45,8 @@ class LinearLayer : public LayerBase<In, Out, B> {
     tensor dx = B::empty(shape_of(x_));
     B::linear_backward(int(x_.shape()[0]), In, out_, x_.data(), c.w(w_), dy.data(), dx.data(), c.g(w_),
                        Bias ? c.g(b_) : nullptr);
+    c.grad_ready(w_, std::size_t(out_) * std::size_t(In));
+    if constexpr (Bias) c.grad_ready(b_, std::size_t(out_));
     x_ = tensor();
     return dx;
   }

@@ -82,6 +82,13 @@ class Model {
   void set_input_grad(bool on) { ctx_.input_grad = on; }
   void set_seed(std::uint64_t seed) { ctx_.seed = seed; }
   void set_step(std::uint64_t step) { ctx_.step = step; }
+  // Data-parallel training (hw1/core/collective.hpp): the ranks batch norm sums its statistics over when sync_bn,
+  // and the reducer backward reports finished gradients to (null: none).
+  void set_collective(Collective* comm, bool sync_bn) {
+    ctx_.comm = comm;
+    ctx_.sync_bn = sync_bn;
+  }
+  void set_grad_reducer(GradReducer* r) { ctx_.grads = r; }
 
   ParamSet<scalar>& params() { return params_; }
   const ParamSet<scalar>& params() const { return params_; }

@@ -12,8 +12,9 @@ namespace hw1 {
 
 class ProgressBar {
  public:
+  // out null: draws nothing (the ranks other than 0 of a data-parallel run).
   ProgressBar(std::string label, std::size_t total, std::string unit = "img", FILE* out = stderr)
-      : label_(std::move(label)), unit_(std::move(unit)), total_(total), out_(out), tty_(isatty(fileno(out))),
+      : label_(std::move(label)), unit_(std::move(unit)), total_(total), out_(out), tty_(out && isatty(fileno(out))),
         start_(clock::now()), last_(start_) {}
 
   // `done` items finished (images), `stats` e.g. "loss 0.512".
@@ -52,10 +53,11 @@ class ProgressBar {
       std::snprintf(timing, sizeof timing, "%.1f %s/s, %s", rate, unit_.c_str(), fmt_time(t).c_str());
     else
       std::snprintf(timing, sizeof timing, "%.1f %s/s, ETA %s", rate, unit_.c_str(), fmt_time(eta).c_str());
+    finished_ = final;
+    if (!out_) return;
     std::fprintf(out_, "%s%s [%s] %zu/%zu %s%s%s%s", tty_ ? "\r\033[K" : "", label_.c_str(), bar.c_str(), done_,
                  total_, stats.c_str(), stats.empty() ? "" : "  ", timing, (final || !tty_) ? "\n" : "");
     std::fflush(out_);
-    finished_ = final;
   }
   static std::string fmt_time(double s) {
     char b[32];
