@@ -126,11 +126,11 @@ BOOST_AUTO_TEST_CASE(sync_bn_equals_one_rank) {
 }
 
 BOOST_AUTO_TEST_CASE(per_rank_bn_learns_and_resumes_with_one_rank) {
-  // DeepLabv3-ResNet50 from scratch on 48 learnable 64x64 tiles (tests/train/learnable_seg.hpp), global batch 4:
+  // DeepLabv3-ResNet50 from scratch on 32 learnable 64x64 tiles (tests/train/learnable_seg.hpp), global batch 4:
   // each rank normalises its own 2 tiles. The training loss falls by 5 % in 6 epochs, and the 2-rank checkpoint
   // goes on with 1 rank.
   const auto data = scratch("seg");
-  test::make_learnable_segmentation_set(data, 48, 8, 64, 9, false);
+  test::make_learnable_segmentation_set(data, 32, 8, 64, 9, false);
   const auto b = scratch("seg-run");
   const std::vector<std::string> a{"--model", "deeplabv3_resnet50", "--train", (data / "train").string(), "--val",
                                    (data / "validation").string(), "--out", b.string(), "--seed", "3", "--workers",
@@ -142,7 +142,7 @@ BOOST_AUTO_TEST_CASE(per_rank_bn_learns_and_resumes_with_one_rank) {
   BOOST_TEST_REQUIRE(log.rows.size() == 6u);
   BOOST_TEST_MESSAGE("2 ranks, per-rank batch norm: train loss " << log.rows.front()[1] << " -> " << log.rows.back()[1]
                                                                   << ", val mIoU " << log.rows.back()[3]);
-  BOOST_TEST(log.rows.back()[1] < 0.95 * log.rows.front()[1]);  // seen: 1.950 -> 1.764
+  BOOST_TEST(log.rows.back()[1] < 0.95 * log.rows.front()[1]);  // seen: 1.883 -> 1.608
   const Proc r1 = test::run_process(HW1_TRAIN_SEGMENTER, {"--resume", b.string(), "--epochs", "7"}, {}, "hw1-test-mpi");
   BOOST_TEST_REQUIRE(r1.rc == 0, r1.out);
   BOOST_TEST(has(r1, "resuming " + b.string() + " after epoch 6"));
