@@ -13,6 +13,7 @@
 #include <string>
 
 #include "bench_common.hpp"
+#include "cpu_rows.hpp"
 #include "hw1/core/broadcast.hpp"
 #include "hw1/distributed/mpi.hpp"
 #include "hw1/models.hpp"
@@ -55,11 +56,7 @@ void run(Net& net, hw1::mpi::Session& s, const std::string& row, std::size_t bat
   auto step = [&] {
     net.zero_grad();
     hw1::Tensor y = net.forward(x);
-    if (target.empty()) {
-      const std::size_t per = y.dimension() == 4 ? y.shape()[2] * y.shape()[3] : 1;
-      target.resize(local * per);
-      for (std::size_t i = 0; i < target.size(); ++i) target[i] = std::int64_t((i + rank) % std::size_t(classes));
-    }
+    if (target.empty()) target = hw1::bench::cyclic_targets(y, classes, std::size_t(rank));
     auto l = hw1::cross_entropy(y, target);
     for (auto& g : l.grad) g /= float(world);
     if (red) red->begin_step();
@@ -112,9 +109,8 @@ int main(int argc, char** argv) {
     const hw1::ModelInfo* info = hw1::find_model(r.net);
     if (!info) throw hw1::UsageError("unknown network in row '" + row + "' (networks: " + hw1::model_names(", ") + ")");
     const bool classifier = info->task == hw1::Task::classification;
-    std::size_t batch = classifier ? (r.size == 32 ? 64 : 8) : (r.size <= 256 ? 2 : 1);
-    if (r.batch) batch = r.batch;
-    const int k = classifier ? 50 : 7;
+    const std::size_t batch = hw1::bench::cpu_row_batch(r, classifier);
+    const int k = hw1::bench::cpu_row_classes(classifier);
     const int iters = int(cli.integer("--iters", 5, 1, 1000000)), warmup = int(cli.integer("--warmup", 1, 0, 1000000));
     const double bucket_mb = cli.real("--bucket-mb", 25, 0.001, 1e6);
     hw1::with_model<hw1::backend::cpu, int>(r.net, [&]<class Net>(std::type_identity<Net>) {

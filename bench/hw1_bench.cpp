@@ -21,6 +21,7 @@
 #include "hw1/models.hpp"
 #include "hw1/train/cli.hpp"
 #include "bench_common.hpp"
+#include "cpu_rows.hpp"
 #include "hw1/train/loss.hpp"
 #include "hw1/train/optimizer.hpp"
 
@@ -65,11 +66,7 @@ void run_net(Net& net, const std::string& row, bool train, std::size_t batch, st
   std::vector<std::int64_t> target;
   auto step = [&] {
     hw1::Tensor y = net.forward(x);
-    if (target.empty()) {
-      const std::size_t per = y.dimension() == 4 ? y.shape()[2] * y.shape()[3] : 1;
-      target.resize(batch * per);
-      for (std::size_t i = 0; i < target.size(); ++i) target[i] = std::int64_t(i % std::size_t(classes));
-    }
+    if (target.empty()) target = hw1::bench::cyclic_targets(y, classes);
     auto l = hw1::cross_entropy(y, target);
     net.zero_grad();
     net.backward(l.grad);
@@ -231,11 +228,8 @@ int main(int argc, char** argv) {
     const hw1::ModelInfo* info = hw1::find_model(r.net);
     if (!info) throw hw1::UsageError("unknown network in row '" + row + "' (networks: " + hw1::model_names(", ") + ")");
     const bool classifier = info->task == hw1::Task::classification;
-    std::size_t batch = 1;  // the batches when the name gives none
-    if (classifier) batch = size == 32 ? 64 : 8;
-    else batch = train && size <= 256 ? 2 : 1;
-    if (r.batch) batch = r.batch;
-    const int k = classifier ? 50 : 7;
+    const std::size_t batch = hw1::bench::cpu_row_batch(r, classifier);
+    const int k = hw1::bench::cpu_row_classes(classifier);
     hw1::with_model<hw1::backend::cpu, int>(r.net, [&]<class Net>(std::type_identity<Net>) {
       Net net(hw1::ModelOptions{.num_classes = k});
       run_net(net, row, train, batch, size, warmup, iters, k);
